@@ -1,0 +1,118 @@
+"""The seed's "as comparable as possible", measured: parameters, compute per output pixel, receptive field.
+
+* Multiply-accumulates (MACs) come from ``torch.utils.flop_counter`` (which reports 2 FLOPs per MAC) on
+  one forward pass, divided by the number of HR pixels produced (the flow in its sampling direction,
+  z -> HR). Element-wise work (PReLU, BatchNorm, bicubic skip) is not counted, as usual.
+* The receptive field is measured, not derived: the gradient of one central output pixel with respect to
+  the input is non-zero exactly on the pixels that output can see. It is measured in float64 on a copy
+  whose weights are all re-drawn at random, so no zero-initialised layer hides a path (a structural
+  field), and reported in HR pixels (LR pixels count 4).
+"""
+import copy
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import SCALE, Config
+from .models import build
+
+# The seed's slides: receptive field in HR pixels and "MOPS per pixel" (the unit is not defined there).
+SEED = {"generator": {"receptive_field_px": 192, "mops_per_pixel": 0.15},
+        "flow": {"receptive_field_px": 192, "mops_per_pixel": 0.16}}
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(fn, *inputs) -> int:
+    """Multiply-accumulates of one call fn(*inputs), as counted by torch's flop counter."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        fn(*inputs)
+    return counter.get_total_flops() // 2
+
+
+def _random_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 eval-mode copy with every weight drawn at random: no path is hidden by a zero init."""
+    model = copy.deepcopy(model).double().eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return model
+
+
+def _extent(grad: torch.Tensor) -> tuple[int, bool]:
+    """Side of the bounding box of non-zero gradient, and whether it touches the input's border."""
+    mask = grad.abs().sum(dim=(0, 1)) > 0
+    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    side = int(max(rows[-1] - rows[0], cols[-1] - cols[0])) + 1
+    touches = bool(rows[0] == 0 or cols[0] == 0 or rows[-1] == mask.shape[0] - 1 or cols[-1] == mask.shape[1] - 1)
+    return side, touches
+
+
+def receptive_field(fn, inputs: list[torch.Tensor], px_per_input_px: list[int]) -> list[int]:
+    """Receptive field, in HR pixels, of the central pixel of fn(*inputs) with respect to each input."""
+    inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
+    out = fn(*inputs)
+    out[..., out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
+    fields = []
+    for x, factor in zip(inputs, px_per_input_px):
+        side, touches = _extent(x.grad)
+        if touches:
+            raise RuntimeError(f"receptive field reaches the border of a {tuple(x.shape[-2:])} input; use a larger one")
+        fields.append(side * factor)
+    return fields
+
+
+def audit(cfg: Config, lr_side: int = 64) -> dict:
+    """Parameters, MACs per HR pixel and measured receptive field of the three networks of `cfg`."""
+    hr_side = SCALE * lr_side
+    lr = torch.rand(1, 3, lr_side, lr_side, dtype=torch.float64)
+    z = torch.randn(1, 3, hr_side, hr_side, dtype=torch.float64)
+    hr_pixels = hr_side * hr_side
+    report = {}
+
+    gen = _random_copy(build("generator", cfg))
+    (rf_gen,) = receptive_field(gen, [lr], [SCALE])
+    report["generator"] = {"params": count_params(gen), "macs_per_hr_pixel": count_macs(gen, lr) / hr_pixels,
+                           "receptive_field_px": rf_gen}
+
+    flow = _random_copy(build("flow", cfg))
+    def sample(z_, lr_):
+        return flow.inverse(z_, lr_)[0]
+    rf_z, rf_lr = receptive_field(sample, [z, lr], [1, SCALE])
+    report["flow"] = {"params": count_params(flow), "macs_per_hr_pixel": count_macs(sample, z, lr) / hr_pixels,
+                      "receptive_field_px": max(rf_z, rf_lr), "receptive_field_z_px": rf_z,
+                      "receptive_field_lr_px": rf_lr}
+
+    disc = _random_copy(build("discriminator", cfg))
+    crop = torch.rand(1, 3, cfg.crop, cfg.crop, dtype=torch.float64)
+    (rf_disc,) = receptive_field(disc.features, [torch.rand(1, 3, hr_side, hr_side, dtype=torch.float64)], [1])
+    report["discriminator"] = {"params": count_params(disc),
+                               "macs_per_hr_pixel": count_macs(disc, crop) / cfg.crop ** 2,
+                               "receptive_field_px": rf_disc}
+    report["flow_vs_generator"] = {
+        "macs_ratio": report["flow"]["macs_per_hr_pixel"] / report["generator"]["macs_per_hr_pixel"],
+        "receptive_field_ratio": report["flow"]["receptive_field_px"] / rf_gen}
+    return {"config": cfg.name, "models": report, "seed": SEED}
+
+
+def format_audit(result: dict) -> str:
+    """A plain-text table of `audit`'s result next to the seed's figures."""
+    models, seed = result["models"], result["seed"]
+    lines = [f"complexity audit, config {result['config']!r} (MAC = multiply-accumulate, px = HR pixels)",
+             f"{'network':<14}{'params':>12}{'MACs/px':>12}{'recept. field':>15}{'seed field':>12}{'seed MOPS/px':>14}"]
+    for name in ("generator", "flow", "discriminator"):
+        m, s = models[name], seed.get(name, {})
+        lines.append(f"{name:<14}{m['params']:>12,}{m['macs_per_hr_pixel']:>12,.0f}{m['receptive_field_px']:>13} px"
+                     f"{s.get('receptive_field_px', '-'):>12}{s.get('mops_per_pixel', '-'):>14}")
+    flow = models["flow"]
+    ratio = models["flow_vs_generator"]
+    lines += [f"flow field w.r.t. z: {flow['receptive_field_z_px']} px, w.r.t. the LR image: {flow['receptive_field_lr_px']} px",
+              f"flow / generator: {ratio['macs_ratio']:.2f}x the MACs, {ratio['receptive_field_ratio']:.2f}x the field "
+              "(seed: 1.07x the operations, the same field)",
+              "The seed's 0.15 MOPS/px does not follow from its own generator table, counted as MACs or as FLOPs "
+              "(2 per MAC);", "the discriminator's field is that of its last conv map (its head then averages over the crop)."]
+    return "\n".join(lines)

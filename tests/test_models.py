@@ -1,0 +1,143 @@
+import math
+
+import pytest
+import torch
+
+from sr_lib.imaging import degrade
+from sr_lib.invertibility import randomize_couplings
+from sr_lib.models import AffineCoupling, ConditionalFlow, Discriminator, Generator, InvertibleConv1x1
+
+
+def test_generator_and_discriminator_shapes(tiny):
+    lr = torch.rand(2, 3, 12, 20)
+    sr = Generator(tiny)(lr)
+    assert sr.shape == (2, 3, 48, 80)
+    assert Discriminator(tiny)(sr).shape == (2,)
+    assert Discriminator(tiny)(torch.rand(3, 3, tiny.crop, tiny.crop)).shape == (3,)
+
+
+def test_flow_shapes_and_sampling(tiny):
+    flow = ConditionalFlow(tiny).eval()
+    hr = torch.rand(2, 3, 32, 48)
+    z, logdet = flow(hr, degrade(hr))
+    assert z.shape == hr.shape and logdet.shape == (2,)
+    sample = flow.sample(degrade(hr), temperature=0.8)
+    assert sample.shape == hr.shape and torch.isfinite(sample).all()
+
+
+def test_untrained_couplings_are_identity(tiny):
+    coupling = AffineCoupling(12, tiny.flow_cond_channels, tiny.flow_hidden, 2.0).eval()
+    x, cond = torch.randn(2, 12, 8, 8), torch.randn(2, tiny.flow_cond_channels, 8, 8)
+    y, logdet = coupling(x, cond)
+    assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 5e-5)])
+def test_flow_roundtrip_on_3x64x64(tiny, dtype, tol):
+    flow = randomize_couplings(ConditionalFlow(tiny), weight_std=0.05).to(dtype).eval()
+    hr = torch.rand(2, 3, 64, 64, dtype=dtype)
+    lr = degrade(hr)
+    with torch.no_grad():
+        z, logdet_fwd = flow(hr, lr)
+        back, logdet_inv = flow.inverse(z, lr)
+    assert (back - hr).abs().max() < tol
+    assert (logdet_fwd + logdet_inv).abs().max() < 1e3 * tol
+    assert (z - hr).abs().max() > 1e-3  # the map is not trivially the identity
+
+
+def _autograd_logdet(fn, x):
+    jac = torch.autograd.functional.jacobian(fn, x)
+    return torch.linalg.slogdet(jac.reshape(x.numel(), x.numel()))[1]
+
+
+def test_coupling_logdet_matches_autograd(tiny):
+    coupling = AffineCoupling(12, tiny.flow_cond_channels, tiny.flow_hidden, 2.0).double().eval()
+    torch.nn.init.normal_(coupling.rest[-1].weight, std=0.3)
+    x, cond = torch.randn(1, 12, 3, 3, dtype=torch.float64), torch.randn(1, tiny.flow_cond_channels, 3, 3, dtype=torch.float64)
+    s, _ = coupling.scale_and_shift(x.chunk(2, 1)[0], cond)
+    assert s.abs().max() > 0.05
+    expected = _autograd_logdet(lambda v: coupling(v, cond)[0], x)
+    assert coupling(x, cond)[1].item() == pytest.approx(expected.item(), abs=1e-10)
+
+
+def test_invertible_1x1_logdet_matches_autograd():
+    mixer = InvertibleConv1x1(12).double()
+    x = torch.randn(1, 12, 2, 3, dtype=torch.float64)
+    expected = _autograd_logdet(lambda v: mixer(v)[0], x)
+    assert mixer(x)[1].item() == pytest.approx(expected.item(), abs=1e-10)
+
+
+def test_whole_flow_logdet_matches_autograd(tiny):
+    flow = randomize_couplings(ConditionalFlow(tiny), weight_std=0.1).double().eval()
+    hr = torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    lr = degrade(hr)
+    expected = _autograd_logdet(lambda v: flow(v, lr)[0], hr)
+    assert flow(hr, lr)[1].item() == pytest.approx(expected.item(), abs=1e-9)
+
+
+def _assert_all_parameters_get_gradients(model, loss):
+    loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_gradients_reach_every_generator_parameter(tiny):
+    gen = Generator(tiny)
+    _assert_all_parameters_get_gradients(gen, gen(torch.rand(2, 3, 8, 8)).square().mean())
+
+
+def test_gradients_reach_every_discriminator_parameter(tiny):
+    disc = Discriminator(tiny)
+    _assert_all_parameters_get_gradients(disc, disc(torch.rand(2, 3, 32, 32)).square().mean())
+
+
+def test_gradients_reach_every_flow_parameter(tiny):
+    # zero-initialised output convs block the gradient to the layers before them for one step only
+    flow = randomize_couplings(ConditionalFlow(tiny))
+    hr = torch.rand(2, 3, 16, 16)
+    z, logdet = flow(hr, degrade(hr))
+    _assert_all_parameters_get_gradients(flow, (0.5 * z.square().flatten(1).sum(1) - logdet).mean())
+
+
+def test_temperature_zero_is_deterministic_and_positive_temperature_varies(tiny):
+    flow = randomize_couplings(ConditionalFlow(tiny)).eval()
+    lr = torch.rand(1, 3, 8, 8)
+    assert torch.equal(flow.sample(lr, 0.0), flow.sample(lr, 0.0))
+    assert not torch.equal(flow.sample(lr, 1.0), flow.sample(lr, 1.0))
+    with pytest.raises(ValueError, match="temperature"):
+        flow.sample(lr, -1.0)
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("hr_side,lr_side,match", [(32, 16, r"not 4x the LR size"), (30, 7, r"not 4x the LR size"),
+                                                   (34, None, r"divisible")])
+def test_flow_rejects_mismatched_or_undividable_sizes(tiny, hr_side, lr_side, match):
+    flow = ConditionalFlow(tiny)
+    hr = torch.rand(1, 3, hr_side, hr_side)
+    lr = torch.rand(1, 3, lr_side, lr_side) if lr_side else None
+    with pytest.raises(ValueError, match=match):
+        flow(hr, lr if lr is not None else degrade(hr))
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_wrong_channel_count_is_named(tiny, channels):
+    with pytest.raises(ValueError, match=f"3 \\(RGB\\) channels, got {channels}"):
+        Generator(tiny)(torch.rand(1, channels, 8, 8))
+    with pytest.raises(ValueError, match=f"got {channels}"):
+        ConditionalFlow(tiny)(torch.rand(1, channels, 32, 32), torch.rand(1, 3, 8, 8))
+
+
+def test_nan_input_is_named(tiny):
+    lr = torch.rand(1, 3, 8, 8)
+    lr[0, 0, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        Generator(tiny)(lr)
+    with pytest.raises(ValueError, match="NaN"):
+        ConditionalFlow(tiny).sample(lr)
+
+
+def test_wrong_rank_and_dtype_are_named(tiny):
+    with pytest.raises(ValueError, match=r"shape \(N, 3, H, W\)"):
+        Generator(tiny)(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="float"):
+        Generator(tiny)(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
