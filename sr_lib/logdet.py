@@ -3,11 +3,10 @@
 Brute force builds the full D x D Jacobian with autograd (D backward passes) and takes slogdet
 (O(D^3)); the coupling's triangular structure gives the same number as sum(s), for free.
 """
-import time
-
 import torch
 
 from .models import AffineCoupling
+from .timing import best_time
 
 
 def dense_jacobian(fn, x: torch.Tensor) -> torch.Tensor:
@@ -18,15 +17,6 @@ def dense_jacobian(fn, x: torch.Tensor) -> torch.Tensor:
 
 def brute_force_logdet(fn, x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.slogdet(dense_jacobian(fn, x))[1]
-
-
-def _best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def compare_logdet_cost(coupling: AffineCoupling, cond_channels: int, sides: list[int], repeats: int = 3) -> list[dict]:
@@ -43,9 +33,9 @@ def compare_logdet_cost(coupling: AffineCoupling, cond_channels: int, sides: lis
         with torch.no_grad():
             structured = coupling(x, cond)[1].item()
         brute = brute_force_logdet(forward, x).item()
-        t_brute = _best_time(lambda: brute_force_logdet(forward, x), repeats)
+        t_brute = best_time(lambda: brute_force_logdet(forward, x), repeats)
         with torch.no_grad():
-            t_structured = _best_time(lambda: coupling(x, cond), repeats)
+            t_structured = best_time(lambda: coupling(x, cond), repeats)
         rows.append({"side": side, "dim": x.numel(), "brute_force_s": t_brute, "structured_s": t_structured,
                      "speed_ratio": t_brute / t_structured, "abs_difference": abs(brute - structured)})
     return rows

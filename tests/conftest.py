@@ -12,3 +12,26 @@ def tiny():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """sr.pt, srgan.pt and flow.pt of the tiny config, a few steps each (the plumbing, not the quality)."""
+    from sr_lib.train import TrainSettings, train
+    out = tmp_path_factory.mktemp("tiny_checkpoints")
+    for kind in ("sr", "srgan", "flow"):
+        train(TrainSettings(kind, get_config("tiny"), out, 3, show_progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_faces(tmp_path_factory):
+    """A folder with two 96x96 crops of real photographs (held-out portraits) as PNG files."""
+    from PIL import Image
+
+    from sr_lib.data import bundled_heldout
+    folder = tmp_path_factory.mktemp("faces")
+    for name, face in bundled_heldout().items():
+        array = (face[:, 80:176, 80:176].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+        Image.fromarray(array).save(folder / f"{name}.png")
+    return folder

@@ -1,0 +1,179 @@
+"""Real photographs offline, any image folder, and random training crops.
+
+The seed trained on FFHQ and evaluated on CelebA; neither can be downloaded here, so the offline
+default (`bundled`) uses the real colour photographs that installed packages ship. The two portraits
+(astronaut Eileen Collins and Grace Hopper) are held out: their 256x256 face crops are the evaluation
+set, and training never sees them. Any folder of images (FFHQ, CelebA, DIV2K, your own photos) works
+through `load_folder`.
+"""
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .imaging import degrade
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _skimage(name):
+    def load():
+        import skimage.data
+        return getattr(skimage.data, name)()
+    return load
+
+
+def _sklearn(filename):
+    def load():
+        from sklearn.datasets import load_sample_image
+        return load_sample_image(filename)
+    return load
+
+
+def _grace_hopper():
+    import matplotlib.cbook
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
+# name -> (loader returning an HxWx3 uint8 array, source and licence)
+BUNDLED = {
+    "coffee": (_skimage("coffee"), "scikit-image; Rachel Michetti, CC0"),
+    "chelsea": (_skimage("chelsea"), "scikit-image; Stefan van der Walt, CC0"),
+    "rocket": (_skimage("rocket"), "scikit-image; NASA, public domain"),
+    "hubble_deep_field": (_skimage("hubble_deep_field"), "scikit-image; NASA/ESA, public domain"),
+    "immunohistochemistry": (_skimage("immunohistochemistry"), "scikit-image; Jerome Walker, CC0"),
+    "retina": (_skimage("retina"), "scikit-image; Häggström, Mikael, CC0"),
+    "china": (_sklearn("china.jpg"), "scikit-learn; Wikimedia Commons, CC BY 2.0"),
+    "flower": (_sklearn("flower.jpg"), "scikit-learn; Wikimedia Commons, CC BY 2.0"),
+    "astronaut": (_skimage("astronaut"), "scikit-image; NASA (Eileen Collins), public domain"),
+    "grace_hopper": (_grace_hopper, "matplotlib; US Navy (Grace Hopper), public domain"),
+}
+# held-out portraits: (top, left) of a 256x256 face crop; training never sees these images
+HELDOUT_FACES = {"astronaut": (0, 60), "grace_hopper": (80, 100)}
+HELDOUT_SIDE = 256
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> (3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.array(array)).permute(2, 0, 1).float() / 255.0
+
+
+def bundled_training_images() -> dict[str, torch.Tensor]:
+    return {name: to_tensor(load()) for name, (load, _) in BUNDLED.items() if name not in HELDOUT_FACES}
+
+
+def bundled_heldout() -> dict[str, torch.Tensor]:
+    """The held-out evaluation set: 256x256 HR face crops of the two portraits."""
+    faces = {}
+    for name, (top, left) in HELDOUT_FACES.items():
+        image = to_tensor(BUNDLED[name][0]())
+        faces[name] = image[:, top:top + HELDOUT_SIDE, left:left + HELDOUT_SIDE]
+    return faces
+
+
+def _read_rgb(path: Path) -> np.ndarray | None:
+    """The image as HxWx3 uint8, converting grayscale/RGBA with a warning; None (and a warning) if unreadable."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode != "RGB":
+                warnings.warn(f"{path}: converting {image.mode} image to RGB", stacklevel=3)
+                image = image.convert("RGB")
+            return np.asarray(image)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        warnings.warn(f"{path}: skipped, not a readable image ({error})", stacklevel=3)
+        return None
+
+
+def load_folder(path: str | Path, min_side: int) -> dict[str, torch.Tensor]:
+    """Every usable image under `path` (recursively), as (3, H, W) tensors; smaller ones are skipped."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
+    images = {}
+    for file in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        array = _read_rgb(file)
+        if array is None:
+            continue
+        if min(array.shape[:2]) < min_side:
+            warnings.warn(f"{file}: skipped, {array.shape[1]}x{array.shape[0]} is smaller than {min_side} px",
+                          stacklevel=2)
+            continue
+        images[str(file.relative_to(root))] = to_tensor(array)
+    if not images:
+        raise ValueError(f"no usable image (RGB, at least {min_side}x{min_side} px) in {root}")
+    return images
+
+
+def split_names(names: list[str], heldout_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """A seeded train / held-out split of image names (at least one of each when there are two or more)."""
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_heldout = min(max(1, round(heldout_fraction * len(names))), len(names) - 1) if len(names) > 1 else 0
+    shuffled = [sorted(names)[i] for i in order]
+    return sorted(shuffled[n_heldout:]), sorted(shuffled[:n_heldout])
+
+
+def center_crop(image: torch.Tensor, side: int) -> torch.Tensor:
+    """The central side x side crop, side rounded down to a multiple of 4 and to the image's size."""
+    side = min(side, *image.shape[-2:]) // 4 * 4
+    top, left = (image.shape[-2] - side) // 2, (image.shape[-1] - side) // 2
+    return image[:, top:top + side, left:left + side]
+
+
+def training_images(data: str, crop: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """`bundled` or a folder path -> the images to draw training crops from."""
+    if data == "bundled":
+        return bundled_training_images()
+    names_images = load_folder(data, crop)
+    train, _ = split_names(list(names_images), 0.1, seed)
+    return {name: names_images[name] for name in train}
+
+
+def evaluation_images(data: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """`bundled-heldout` or a folder path -> HR evaluation images (central crops up to 256 px)."""
+    if data in ("bundled", "bundled-heldout"):
+        return bundled_heldout()
+    names_images = load_folder(data, 32)
+    _, heldout = split_names(list(names_images), 0.1, seed)
+    return {name: center_crop(names_images[name], HELDOUT_SIDE) for name in (heldout or list(names_images))}
+
+
+class RandomCrops:
+    """An endless, seeded stream of (HR, LR) batches of random crops with random flips."""
+
+    def __init__(self, images: dict[str, torch.Tensor], crop: int, batch: int, seed: int = 0):
+        if crop % 4:
+            raise ValueError(f"crop size {crop} is not divisible by 4")
+        self.images = [img for img in images.values() if min(img.shape[-2:]) >= crop]
+        if not self.images:
+            raise ValueError(f"no training image is at least {crop}x{crop} px")
+        self.crop, self.batch = crop, batch
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _one(self) -> torch.Tensor:
+        g = self.generator
+        image = self.images[torch.randint(len(self.images), (1,), generator=g).item()]  # images equally likely
+        top = torch.randint(image.shape[-2] - self.crop + 1, (1,), generator=g).item()
+        left = torch.randint(image.shape[-1] - self.crop + 1, (1,), generator=g).item()
+        patch = image[:, top:top + self.crop, left:left + self.crop]
+        if torch.rand(1, generator=g).item() < 0.5:
+            patch = patch.flip(-1)
+        if torch.rand(1, generator=g).item() < 0.5:
+            patch = patch.flip(-2)
+        return patch
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        hr = torch.stack([self._one() for _ in range(self.batch)])
+        return hr, degrade(hr)
+
+    def state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)

@@ -1,0 +1,58 @@
+"""Distortion metrics as BasicSR and SRFlow report them, on images in [0, 1].
+
+PSNR and SSIM on RGB and on the Y channel of YCbCr (ITU-R BT.601, as BasicSR's `rgb2ycbcr`), after
+cropping a border of 4 pixels (the scale factor). LR-consistency PSNR (SRFlow): downsample the output with
+the same degradation and compare it with the LR input; a super-resolved image that explains its input
+scores high whatever details it invents. Diversity: the mean per-pixel standard deviation across samples.
+"""
+import math
+
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+
+from .config import SCALE
+from .imaging import check_images, degrade
+
+BORDER = SCALE
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """(N,3,H,W) RGB in [0,1] -> (N,1,H,W) BT.601 luma in [16/255, 235/255]."""
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (16.0 + (x * weights).sum(1, keepdim=True)) / 255.0
+
+
+def _crop(x: torch.Tensor, border: int) -> torch.Tensor:
+    return x[..., border:-border, border:-border] if border else x
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor, border: int = BORDER) -> float:
+    """Mean over the batch of 10 log10(1 / MSE), after cropping `border` pixels."""
+    mse = (_crop(output, border) - _crop(target, border)).double().square().flatten(1).mean(1)
+    return float(np.mean([10 * math.log10(1.0 / m) if m > 0 else math.inf for m in mse.tolist()]))
+
+
+def ssim(output: torch.Tensor, target: torch.Tensor, border: int = BORDER) -> float:
+    """Mean over the batch of scikit-image's SSIM (Gaussian window, as Wang et al.), after the border crop."""
+    values = []
+    for out, ref in zip(_crop(output, border), _crop(target, border)):
+        out_np, ref_np = out.permute(1, 2, 0).double().numpy(), ref.permute(1, 2, 0).double().numpy()
+        values.append(structural_similarity(out_np, ref_np, channel_axis=2, data_range=1.0,
+                                            gaussian_weights=True, sigma=1.5, use_sample_covariance=False))
+    return float(np.mean(values))
+
+
+def distortion(output: torch.Tensor, target: torch.Tensor, lr: torch.Tensor) -> dict:
+    """PSNR/SSIM on RGB and Y, and LR-consistency PSNR, of an output against its HR target and LR input."""
+    check_images(output, "output")
+    output = output.clamp(0, 1)
+    y_out, y_ref = rgb_to_y(output), rgb_to_y(target)
+    return {"psnr": psnr(output, target), "ssim": ssim(output, target),
+            "psnr_y": psnr(y_out, y_ref), "ssim_y": ssim(y_out, y_ref),
+            "lr_psnr": psnr(degrade(output), lr, border=BORDER // SCALE)}
+
+
+def diversity(samples: torch.Tensor) -> float:
+    """Mean per-pixel standard deviation across samples (S, N, 3, H, W); 0 for a deterministic method."""
+    return samples.clamp(0, 1).std(dim=0, unbiased=False).mean().item()

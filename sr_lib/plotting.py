@@ -1,0 +1,83 @@
+"""Figures shared by the notebooks and the headless report: image rows with zoomed crops, loss curves.
+
+Images are shown at integer zoom with nearest-neighbour interpolation so pixels stay visible, on a
+neutral grey background that reads in light and dark themes.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+BACKGROUND = "#808080"
+
+
+def to_numpy(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) or (1, 3, H, W) tensor in [0, 1] -> HxWx3 float array."""
+    image = image.detach().squeeze(0) if image.dim() == 4 else image.detach()
+    return image.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def crop(image: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    """The size x size square at (top, left) of a (…, H, W) tensor, checked to lie inside it."""
+    h, w = image.shape[-2:]
+    if size < 1 or not (0 <= top <= h - size and 0 <= left <= w - size):
+        raise ValueError(f"crop {size}x{size} at ({top}, {left}) does not fit a {h}x{w} image")
+    return image[..., top:top + size, left:left + size]
+
+
+def zoom(image: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement by an integer factor."""
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def image_rows(rows: dict[str, dict[str, torch.Tensor]], box: tuple[int, int, int] | None = None,
+               crop_zoom: int = 4, scale: float = 2.6):
+    """One row per image, one column per method; with `box` = (top, left, size) a second, zoomed row.
+
+    rows: {image name: {method label: (3, H, W) tensor}}. Returns the matplotlib figure.
+    """
+    n_rows = len(rows) * (2 if box else 1)
+    n_cols = max(len(methods) for methods in rows.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(scale * n_cols, scale * n_rows), squeeze=False,
+                             facecolor=BACKGROUND)
+    r = 0
+    for image_name, methods in rows.items():
+        for c, (label, image) in enumerate(methods.items()):
+            axes[r, c].imshow(to_numpy(image), interpolation="nearest")
+            axes[r, c].set_title(f"{label}", fontsize=9, color="white", backgroundcolor="#333333")
+            if box:
+                top, left, size = box
+                axes[r, c].add_patch(plt.Rectangle((left - 0.5, top - 0.5), size, size, fill=False,
+                                                   edgecolor="yellow", lw=1.2))
+                axes[r + 1, c].imshow(zoom(to_numpy(crop(image, *box)), crop_zoom), interpolation="nearest")
+                axes[r + 1, c].set_title(f"{label}, crop x{crop_zoom}", fontsize=8, color="white",
+                                         backgroundcolor="#333333")
+        axes[r, 0].set_ylabel(image_name, color="white")
+        r += 2 if box else 1
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict], keys: list[str], ax=None, smooth: int = 25, log: bool = False):
+    """Loss curves from a training history, raw (faint) and as a running mean over `smooth` steps."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    steps = np.array([h["step"] for h in history])
+    for i, key in enumerate(keys):
+        values = np.array([h[key] for h in history], dtype=float)
+        ax.plot(steps, values, color=f"C{i}", alpha=0.25, lw=0.8)
+        if len(values) >= smooth:
+            running = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
+            ax.plot(steps[smooth - 1:], running, color=f"C{i}", lw=1.8, label=f"{key} (mean of {smooth})")
+        else:
+            ax.plot(steps, values, color=f"C{i}", lw=1.8, label=key)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

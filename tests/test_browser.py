@@ -1,0 +1,180 @@
+"""A person's view: real JupyterLab in headless Chromium runs the notebooks and moves the widgets.
+
+Starts `jupyter lab` on 127.0.0.1 (free port, no token, news and update checks off) and Chromium with
+its DevTools port, both as our own processes so they are stopped by process id whatever happens, and
+drives the page through Playwright. Notebook kernels inherit CI=true: the fast mode. Screenshots go to
+SR_LIB_SCREENSHOTS (default: <tmp>/sr_lib_browser). Skipped, with the reason, where Chromium or the
+playwright package is missing (`apt-get install chromium`; never `playwright install`, which downloads).
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = Path(os.environ.get("SR_LIB_SCREENSHOTS", Path(tempfile.gettempdir()) / "sr_lib_browser"))
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+LAB_CONFIG = """
+c.LabApp.news_url = None
+c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
+c.ServerApp.token = ""
+c.ServerApp.password = ""
+c.ServerApp.open_browser = False
+"""
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_http(url: str, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before {url} answered")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop a process we started, and its children, by its process group id."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    if _chromium() is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    work = tmp_path_factory.mktemp("lab")
+    (work / "jupyter_lab_config.py").write_text(LAB_CONFIG)
+    env = {**os.environ, "CI": "true", "JUPYTERLAB_SETTINGS_DIR": str(work / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(work / "workspaces")}
+    env.pop("MPLBACKEND", None)
+    lab_port, cdp_port = _free_port(), _free_port()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {SCREENSHOTS}")
+    lab = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", f"--config={work / 'jupyter_lab_config.py'}",
+                            "--ip=127.0.0.1", f"--port={lab_port}", f"--ServerApp.root_dir={ROOT}"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=open(work / "lab.log", "w"),
+                           start_new_session=True)
+    browser_process = subprocess.Popen([_chromium(), *CHROMIUM_FLAGS, f"--remote-debugging-port={cdp_port}",
+                                        f"--user-data-dir={work / 'chromium'}", "about:blank"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for_http(f"http://127.0.0.1:{lab_port}/api", 120, lab)
+        _wait_for_http(f"http://127.0.0.1:{cdp_port}/json/version", 60, browser_process)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{cdp_port}")
+            context = browser.contexts[0] if browser.contexts else browser.new_context()
+            tab = context.new_page()
+            tab.set_viewport_size({"width": 1500, "height": 1000})
+            tab.lab_url = f"http://127.0.0.1:{lab_port}/lab/tree/notebooks"
+            yield tab
+            browser.close()
+    finally:
+        _stop(browser_process)
+        _stop(lab)
+
+
+def _open_and_run_all(page, notebook: str, timeout_s: int) -> None:
+    page.goto(f"{page.lab_url}/{notebook}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # the last code cell gets an execution count when everything before it ran
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        if prompts and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts):
+            break
+        time.sleep(1)
+    else:
+        page.screenshot(path=SCREENSHOTS / f"{notebook}-timeout.png", full_page=True)
+        raise TimeoutError(f"{notebook} did not finish in {timeout_s} s")
+    errors = page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']:has-text('Error')")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def _slider(page, description: str):
+    return page.locator(f".widget-slider:has(.widget-label:text-is('{description}'))").first
+
+
+def _set_slider_by_keyboard(page, description: str, presses: int, key: str) -> None:
+    handle = _slider(page, description).locator(".noUi-handle")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(presses):
+        page.keyboard.press(key)
+    page.wait_for_timeout(500)
+
+
+def _wait_for_change(locator, before: bytes, timeout_s: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = locator.screenshot()
+        if now != before:
+            return now
+        time.sleep(1)
+    raise AssertionError("the picture did not change")
+
+
+def test_comparison_notebook_widgets_respond_in_the_browser(page):
+    _open_and_run_all(page, "05_comparison.ipynb", timeout_s=600)
+    page.screenshot(path=SCREENSHOTS / "05-after-run.png", full_page=False)
+
+    flow_image = page.locator(".widget-vbox:has(> .widget-html:has-text('flow sample')) img").first
+    flow_image.scroll_into_view_if_needed()
+    stats = page.locator(".widget-html:has-text('LR-PSNR')").first
+    before_stats = stats.inner_text()
+    page.screenshot(path=SCREENSHOTS / "05-scrubber-before.png")
+    before = flow_image.screenshot()
+    _set_slider_by_keyboard(page, "latent temperature T", 8, "ArrowLeft")  # 0.8 -> 0.4
+    _wait_for_change(flow_image, before)
+    page.wait_for_timeout(500)
+    assert stats.inner_text() != before_stats and "T = 0.40" in stats.inner_text()
+    page.screenshot(path=SCREENSHOTS / "05-scrubber-after.png")
+
+    crops = page.locator(".widget-hbox:has(> .widget-vbox > .widget-html:has-text('reference'))").first
+    crops.scroll_into_view_if_needed()
+    page.screenshot(path=SCREENSHOTS / "05-crops-before.png")
+    before = crops.screenshot()
+    _set_slider_by_keyboard(page, "left (px)", 30, "ArrowRight")
+    _wait_for_change(crops, before)
+    page.screenshot(path=SCREENSHOTS / "05-crops-after.png")
+
+
+def test_jacobian_notebook_renders_its_figures(page):
+    _open_and_run_all(page, "01_coupling_jacobian.ipynb", timeout_s=300)
+    figures = page.locator(".jp-RenderedImage img")
+    assert figures.count() >= 2
+    figures.first.scroll_into_view_if_needed()
+    assert figures.first.bounding_box()["width"] > 300
+    page.screenshot(path=SCREENSHOTS / "01-jacobian.png")

@@ -1,0 +1,77 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sr_lib.data import (HELDOUT_FACES, RandomCrops, bundled_heldout, bundled_training_images, load_folder,
+                         split_names)
+from sr_lib.imaging import degrade
+
+
+def test_bundled_images_are_real_photographs_and_heldout_is_disjoint():
+    train, heldout = bundled_training_images(), bundled_heldout()
+    assert len(train) == 8 and set(heldout) == set(HELDOUT_FACES)
+    assert not set(train) & set(heldout)
+    for image in [*train.values(), *heldout.values()]:
+        assert image.shape[0] == 3 and 0 <= image.min() and image.max() <= 1
+        assert image.std() > 0.05  # a photograph, not a flat image
+    assert all(face.shape == (3, 256, 256) for face in heldout.values())
+
+
+def test_degrade_is_antialiased_bicubic_4x():
+    hr = torch.rand(1, 3, 64, 48)
+    lr = degrade(hr)
+    assert lr.shape == (1, 3, 16, 12)
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert torch.allclose(degrade(flat), torch.full((1, 3, 8, 8), 0.3), atol=1e-6)
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None]) % 2
+    # antialiasing averages away the highest frequency instead of aliasing it
+    assert degrade(checker.float().expand(1, 3, 32, 32)).std() < 0.05
+
+
+def test_random_crops_are_seeded_and_shaped():
+    images = {"a": torch.rand(3, 40, 50), "b": torch.rand(3, 64, 64)}
+    a, b = RandomCrops(images, 32, 4, seed=1), RandomCrops(images, 32, 4, seed=1)
+    hr_a, lr_a = next(a)
+    hr_b, _ = next(b)
+    assert hr_a.shape == (4, 3, 32, 32) and lr_a.shape == (4, 3, 8, 8)
+    assert torch.equal(hr_a, hr_b)
+    with pytest.raises(ValueError, match="at least 128x128"):
+        RandomCrops(images, 128, 4)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        RandomCrops(images, 30, 4)
+
+
+def test_folder_loader_converts_skips_and_names_files(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "gray.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = load_folder(tmp_path, 32)
+    messages = " ".join(str(w.message) for w in caught)
+    assert sorted(images) == ["gray.png", "rgb.png", "rgba.png"]
+    assert all(img.shape == (3, 64, 64) for img in images.values())
+    for expected in ("gray.png: converting L", "rgba.png: converting RGBA", "small.png: skipped",
+                     "broken.jpg: skipped"):
+        assert expected in messages
+
+
+def test_folder_without_usable_images_is_a_clear_error(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no usable image"):
+        load_folder(tmp_path, 32)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_folder(tmp_path / "missing", 32)
+
+
+def test_split_is_seeded_and_disjoint():
+    names = [f"{i}.png" for i in range(20)]
+    train, heldout = split_names(names, 0.1, seed=3)
+    assert len(heldout) == 2 and not set(train) & set(heldout) and len(train) + len(heldout) == 20
+    assert split_names(names, 0.1, seed=3) == (train, heldout)

@@ -1,0 +1,98 @@
+"""LPIPS and FID code paths offline, with explicitly random backbones (never presented as real scores)."""
+import socket
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from sr_lib.cli import main
+from sr_lib.compare import load_perceptual
+from sr_lib.perceptual import (fid, fid_patches, frechet_distance, hf_energy_ratio, inception_features,
+                               inception_model, lpips_distance, lpips_model)
+
+
+@pytest.fixture(scope="module")
+def random_lpips():
+    return lpips_model(random_backbone=True)
+
+
+@pytest.fixture(scope="module")
+def random_inception():
+    return inception_model(64, random_backbone=True)
+
+
+def test_lpips_of_an_image_with_itself_is_zero_and_grows_with_noise(random_lpips):
+    x = torch.rand(2, 3, 64, 64)
+    assert lpips_distance(random_lpips, x, x) == pytest.approx(0.0, abs=1e-7)
+    d = [lpips_distance(random_lpips, (x + s * torch.randn_like(x)).clamp(0, 1), x) for s in (0.05, 0.2)]
+    assert 0 < d[0] < d[1]
+
+
+def test_fid_of_a_set_with_itself_is_about_zero_and_grows_with_noise(random_inception):
+    patches = torch.rand(80, 3, 64, 64)
+    with pytest.warns(UserWarning, match="80 samples < 192"):
+        same = fid(random_inception, patches, patches, dims=192)
+    assert same["fid"] == pytest.approx(0.0, abs=1e-6) and same["samples"] == 80 and "warning" in same
+    values = [fid(random_inception, (patches + s * torch.randn_like(patches)).clamp(0, 1), patches, 64)["fid"]
+              for s in (0.05, 0.2, 0.5)]
+    assert 0 < values[0] < values[1] < values[2]
+
+
+def test_frechet_distance_matches_the_closed_form_gaussian_case():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 0.5])
+    a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    cov1, cov2 = a @ a.T + np.eye(3), b @ b.T + np.eye(3)
+    x = rng.multivariate_normal(mu1, cov1, size=200_000)
+    y = rng.multivariate_normal(mu2, cov2, size=200_000)
+    root = linalg.sqrtm(cov1 @ cov2).real
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(cov1 + cov2 - 2 * root)
+    assert frechet_distance(x, y) == pytest.approx(expected, rel=0.02)
+    # independent dimensions: sum of (mu1 - mu2)^2 + (sigma1 - sigma2)^2 = (9 + 1) + (1 + 4)
+    x = rng.normal([0, 0], [1, 3], size=(200_000, 2))
+    y = rng.normal([3, 1], [2, 1], size=(200_000, 2))
+    assert frechet_distance(x, y) == pytest.approx(15, rel=0.02)
+
+
+def test_fid_patches_draws_every_window():
+    patches = fid_patches([torch.rand(3, 128, 128), torch.rand(3, 96, 160)])
+    assert patches.shape == (9 + 2 * 4, 3, 64, 64)
+    image = torch.arange(3 * 96 * 96, dtype=torch.float).reshape(3, 96, 96)
+    assert torch.equal(fid_patches([image])[3], image[:, 32:96, 32:96])
+
+
+def test_inception_features_have_the_asked_size(random_inception):
+    assert inception_features(random_inception, torch.rand(3, 3, 64, 64)).shape == (3, 64)
+
+
+def test_hf_energy_ratio_is_one_for_the_original_and_low_for_blur():
+    x = torch.rand(1, 3, 64, 64)
+    assert hf_energy_ratio(x, x) == pytest.approx(1.0)
+    blurred = torch.nn.functional.avg_pool2d(x, 5, 1, 2)
+    assert hf_energy_ratio(blurred, x) < 0.2
+    assert hf_energy_ratio((x + 0.3 * torch.randn_like(x)), x) > 1
+
+
+@pytest.fixture
+def offline_empty_hub(tmp_path, monkeypatch):
+    """No cached weights, and any network connection fails the test."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+
+
+def test_missing_weights_make_metrics_unavailable_without_network(offline_empty_hub, tmp_path):
+    perceptual = load_perceptual()
+    assert perceptual["lpips"] is None and perceptual["fid"] is None
+    assert "alexnet-owt-7be5be79.pth" in perceptual["unavailable"]["lpips"]
+    assert "pt_inception-2015-12-05-6726825d.pth" in perceptual["unavailable"]["fid"]
+    assert str(tmp_path / "hub" / "checkpoints") in perceptual["unavailable"]["fid"]
+
+
+def test_weights_command_reports_missing_files_offline(offline_empty_hub, capsys):
+    assert main(["weights"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("MISSING") == 3 and "alexnet-owt-7be5be79.pth" in out and "vgg19-dcbb9e9d.pth" in out
