@@ -41,7 +41,7 @@ import torch
 from sr_lib import fast_mode
 from sr_lib.checkpoint import load_checkpoint, load_discriminator, load_model
 from sr_lib.config import get_config
-from sr_lib.data import RandomCrops, bundled_heldout, bundled_training_images
+from sr_lib.data import HELDOUT_DETAIL, RandomCrops, bundled_heldout, bundled_training_images
 from sr_lib.evaluate import DEFAULT_CHECKPOINTS
 from sr_lib.imaging import degrade, upsample
 from sr_lib.metrics import psnr
@@ -150,7 +150,7 @@ for name, face in faces.items():
     rows[name]["original"] = face
     if name == "astronaut":
         psnr_gain = psnr(outputs["SR (no GAN)"], hr) - psnr(outputs["bicubic"], hr)
-fig = image_rows(rows, box=(90, 80, 48))
+fig = image_rows(rows, boxes=HELDOUT_DETAIL)
 plt.show()
 print(f"SR beats bicubic on the astronaut by {psnr_gain:.2f} dB")
 assert psnr_gain > 0
@@ -184,7 +184,7 @@ lr = degrade(hr)
 with torch.no_grad():
     panel = {"SRGAN (weight 0.005)": generator_gan(lr).clamp(0, 1)[0],
              f"weight 1, {unstable_steps} steps": generator_unstable(lr).clamp(0, 1)[0], "original": hr[0]}
-fig = image_rows({"astronaut": panel}, box=(90, 80, 48))
+fig = image_rows({"astronaut": panel}, boxes=HELDOUT_DETAIL)
 plt.show()
 print(f"PSNR: balanced SRGAN {psnr(generator_gan(lr).clamp(0, 1), hr):.2f} dB, "
       f"adversarial-dominated {psnr(generator_unstable(lr).clamp(0, 1), hr):.2f} dB")

@@ -41,7 +41,7 @@ from sr_lib import fast_mode
 from sr_lib.checkpoint import load_checkpoint, load_model
 from sr_lib.complexity import count_params
 from sr_lib.config import get_config
-from sr_lib.data import bundled_heldout
+from sr_lib.data import HELDOUT_DETAIL, bundled_heldout
 from sr_lib.evaluate import DEFAULT_CHECKPOINTS
 from sr_lib.imaging import degrade, upsample
 from sr_lib.metrics import diversity, psnr
@@ -130,7 +130,7 @@ for t in temperatures:
     spreads[t] = diversity(samples)
     row[f"T = {t}: {psnr(samples[0], face):.2f} dB"] = samples[0, 0]
 row["original"] = face[0]
-fig = image_rows({"astronaut": row}, box=(90, 80, 48))
+fig = image_rows({"astronaut": row}, boxes=HELDOUT_DETAIL)
 plt.show()
 for t, d in spreads.items():
     print(f"T = {t}: diversity {d:.4f}")

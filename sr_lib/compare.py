@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import config_of, load_checkpoint
 from .complexity import audit
-from .data import evaluation_images
+from .data import HELDOUT_DETAIL, evaluation_images
 from .evaluate import DEFAULT_CHECKPOINTS, collect, distortion_and_diversity, load_methods, mean_rows
 from .imaging import upsample
 from .perceptual import fid, fid_patches, hf_energy_ratio, inception_model, lpips_distance, lpips_model
@@ -28,7 +28,6 @@ SHOWN_TEMPERATURES = (0.5, 0.8)
 SEED_SCORES = {"srgan": {"fid": 3.858, "lpips": 0.1480}, "flow": {"fid": 6.026, "lpips": 0.2061},
                "sr": {"fid": 5.822, "lpips": 0.22674}}
 LABELS = {"bicubic": "bicubic", "sr": "SR (no GAN)", "srgan": "SRGAN", "flow": "flow"}
-CROP_BOX = (90, 80, 48)  # (top, left, size) of the zoomed region: the eyes of both held-out faces
 
 
 def load_perceptual(random_backbone: bool = False, fid_dims: int = 2048) -> dict:
@@ -186,8 +185,7 @@ def comparison_figure(pairs, outputs, images):
             if ("flow", t) in outputs:  # shown when the comparison ran at that temperature
                 row[f"flow T={t}"] = outputs[("flow", t)][index][0, 0]
         rows[name] = row
-    box = CROP_BOX if all(min(hr.shape[-2:]) >= sum(CROP_BOX[::2]) for hr, _ in pairs) else None
-    return image_rows(rows, box=box)
+    return image_rows(rows, boxes=HELDOUT_DETAIL)
 
 
 def write_report(out: Path, result: dict, pairs, outputs, images) -> None:

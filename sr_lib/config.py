@@ -21,6 +21,7 @@ class Config:
     flow_couplings: int
     flow_hidden: int  # width of the coupling subnet (seed: 64)
     flow_cond_channels: int  # channels of the LR features fed to every coupling
+    flow_encoder_blocks: int  # residual blocks (two 3x3 convs each) of the LR encoder: its context
     flow_scale_clamp: float | None  # |s| < clamp via a soft tanh clamp (None: unclamped, see notebook 02)
     # training
     crop: int  # HR crop side, divisible by 4
@@ -32,11 +33,11 @@ class Config:
 
 CONFIGS = {
     "paper": Config("paper", gen_channels=64, gen_blocks=8, disc_channels=64, flow_couplings=16,
-                    flow_hidden=64, flow_cond_channels=16, flow_scale_clamp=2.0, crop=256, batch=64),
+                    flow_hidden=64, flow_cond_channels=16, flow_encoder_blocks=2, flow_scale_clamp=2.0, crop=256, batch=64),
     "cpu": Config("cpu", gen_channels=32, gen_blocks=4, disc_channels=16, flow_couplings=10,
-                  flow_hidden=32, flow_cond_channels=8, flow_scale_clamp=2.0, crop=64, batch=16),
+                  flow_hidden=32, flow_cond_channels=8, flow_encoder_blocks=2, flow_scale_clamp=2.0, crop=64, batch=16),
     "tiny": Config("tiny", gen_channels=8, gen_blocks=1, disc_channels=8, flow_couplings=2,
-                   flow_hidden=8, flow_cond_channels=4, flow_scale_clamp=2.0, crop=32, batch=4),
+                   flow_hidden=8, flow_cond_channels=4, flow_encoder_blocks=1, flow_scale_clamp=2.0, crop=32, batch=4),
 }
 
 

@@ -54,6 +54,8 @@ BUNDLED = {
 # held-out portraits: (top, left) of a 256x256 face crop; training never sees these images
 HELDOUT_FACES = {"astronaut": (0, 60), "grace_hopper": (80, 100)}
 HELDOUT_SIDE = 256
+# (top, left, size) of a 48 px region around an eye in each face crop: where the figures zoom in
+HELDOUT_DETAIL = {"astronaut": (78, 116, 48), "grace_hopper": (90, 80, 48)}
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:

@@ -29,18 +29,20 @@ def zoom(image: np.ndarray, factor: int) -> np.ndarray:
     return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
-def image_rows(rows: dict[str, dict[str, torch.Tensor]], box: tuple[int, int, int] | None = None,
+def image_rows(rows: dict[str, dict[str, torch.Tensor]], boxes: dict[str, tuple[int, int, int]] | None = None,
                crop_zoom: int = 4, scale: float = 2.6):
-    """One row per image, one column per method; with `box` = (top, left, size) a second, zoomed row.
+    """One row per image, one column per method; with boxes[image] = (top, left, size) a second, zoomed row.
 
     rows: {image name: {method label: (3, H, W) tensor}}. Returns the matplotlib figure.
     """
-    n_rows = len(rows) * (2 if box else 1)
+    boxes = {name: box for name, box in (boxes or {}).items() if name in rows}
+    n_rows = sum(2 if name in boxes else 1 for name in rows)
     n_cols = max(len(methods) for methods in rows.values())
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(scale * n_cols, scale * n_rows), squeeze=False,
                              facecolor=BACKGROUND)
     r = 0
     for image_name, methods in rows.items():
+        box = boxes.get(image_name)
         for c, (label, image) in enumerate(methods.items()):
             axes[r, c].imshow(to_numpy(image), interpolation="nearest")
             axes[r, c].set_title(f"{label}", fontsize=9, color="white", backgroundcolor="#333333")

@@ -37,10 +37,11 @@ def test_paper_generator_receptive_field_is_the_seeds_192_px():
 
 def test_flow_figures_match_closed_form(tiny):
     result = audit(tiny)["models"]["flow"]
-    h, c, k = tiny.flow_hidden, tiny.flow_cond_channels, tiny.flow_couplings
+    h, c, k, b = tiny.flow_hidden, tiny.flow_cond_channels, tiny.flow_couplings, tiny.flow_encoder_blocks
     # per half-resolution pixel: per step the 12x12 mixer, 3x3 convs 6->h->h->12 and the 1x1 cond projection;
-    # the encoder: 3x3 conv 3->h and 1x1 conv h->4c at LR (a quarter of a half-res pixel)
-    per_half_pixel = k * (144 + 9 * 6 * h + c * h + 9 * h * h + 9 * h * 12) + (9 * 3 * h + h * 4 * c) / 4
+    # the encoder at LR (a quarter of a half-res pixel): 3x3 conv 3->h, 2b 3x3 convs h->h, 1x1 conv h->4c
+    per_half_pixel = (k * (144 + 9 * 6 * h + c * h + 9 * h * h + 9 * h * 12)
+                      + (9 * 3 * h + 2 * b * 9 * h * h + h * 4 * c) / 4)
     assert result["macs_per_hr_pixel"] == per_half_pixel / 4
     # sampling direction, w.r.t. z: three 3x3 convs per coupling, each +2 half-res px: 1 + 6k half-res px
     assert result["receptive_field_z_px"] == 2 * (1 + 6 * k)
@@ -57,4 +58,4 @@ def test_paper_flow_keeps_the_field_and_reports_the_cost():
     flow = ConditionalFlow(get_config("paper")).eval()
     z, lr = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 8, 8)
     macs = count_macs(lambda a, b: flow.inverse(a, b), z, lr) / (32 * 32)
-    assert 1.8 < macs / 101_772 < 2.0  # the documented 1.9x, not the seed's 1.07x
+    assert 1.9 < macs / 101_772 < 2.1  # the documented 2.0x, not the seed's 1.07x

@@ -26,13 +26,30 @@ def test_sr_training_writes_checkpoint_and_history(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sr.history.json", "sr.pt"]  # no temporary left
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch):
     straight = load_checkpoint(train(settings(tmp_path / "a", "flow", 4)), "flow")
-    train(settings(tmp_path / "b", "flow", 2))
+    calls = {"n": 0}
+    real_step = train_module.flow_step
+
+    def interrupted_on_third_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "flow_step", interrupted_on_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(settings(tmp_path / "b", "flow", 4))
+    assert load_checkpoint(tmp_path / "b" / "flow.pt", "flow")["step"] == 2  # the last periodic save
+    monkeypatch.setattr(train_module, "flow_step", real_step)
     resumed = load_checkpoint(train(settings(tmp_path / "b", "flow", 4, resume=True)), "flow")
-    assert resumed["step"] == 4 and len(resumed["history"]) == 4
+    assert resumed["step"] == 4 and resumed["history"] == straight["history"]
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_learning_rate_halves_at_half_and_three_quarters():
+    assert [train_module.learning_rate(1.0, i, 8) for i in range(8)] == [1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25]
 
 
 def test_srgan_needs_the_sr_checkpoint_then_trains(tmp_path):
