@@ -50,11 +50,12 @@ def load_checkpoint(path: str | Path, kind: str, cfg: Config | None = None) -> d
         raise ValueError(f"{path} is not an sr_lib checkpoint (expected the keys {REQUIRED})")
     if payload["kind"] != kind:
         raise ValueError(f"{path} holds a {payload['kind']!r} model, not a {kind!r} one")
-    if cfg is not None and payload["config"] != cfg.to_dict():
-        theirs = payload["config"]
-        differ = sorted(k for k in cfg.to_dict() if theirs.get(k) != getattr(cfg, k))
-        raise ValueError(f"{path} was trained with config {theirs.get('name')!r}, which differs from "
-                         f"{cfg.name!r} in {differ}")
+    if cfg is not None:
+        theirs = config_of(payload)
+        if theirs != cfg:
+            differ = sorted(k for k in cfg.to_dict() if getattr(theirs, k) != getattr(cfg, k))
+            raise ValueError(f"{path} was trained with config {theirs.name!r}, which differs from "
+                             f"{cfg.name!r} in {differ}")
     return payload
 
 
@@ -67,9 +68,13 @@ def slim_checkpoint(src: str | Path, dst: str | Path, kind: str) -> Path:
 
 
 def config_of(payload: dict) -> Config:
-    """The Config a loaded checkpoint was trained with."""
+    """The Config a loaded checkpoint was trained with; fields added to Config after it was written take
+    the named configuration's value (they do not shape the saved network, or its weights would not load)."""
     saved = dict(payload["config"])
-    return get_config(saved.pop("name"), **saved)
+    try:
+        return get_config(saved.pop("name"), **saved)
+    except TypeError as error:  # a field this version does not know
+        raise ValueError(f"checkpoint config does not fit this version of sr_lib: {error}") from None
 
 
 def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, dict]:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import Config
 from .data import RandomCrops, training_images
 from .models import ConditionalFlow, Discriminator, Generator
@@ -177,7 +177,7 @@ def train_srgan(settings: TrainSettings) -> Path:
     if not sr_path.exists():
         raise FileNotFoundError(f"SRGAN starts from the SR generator: train it first ({sr_path} is missing)")
     gen, sr_payload = load_model(sr_path, "sr")
-    if sr_payload["config"] != settings.cfg.to_dict():
+    if config_of(sr_payload) != settings.cfg:
         raise ValueError(f"{sr_path} was trained with another config than {settings.cfg.name!r}")
     disc = Discriminator(settings.cfg)
     content, used = content_loss(settings.content)

@@ -126,7 +126,7 @@ def _active(page):
 
 
 def _open_and_run_all(page, notebook: str, timeout_s: int) -> None:
-    page.goto(f"{page.lab_url}/{notebook}")
+    page.goto(f"{page.lab_url}/{notebook}?reset")  # a fresh workspace: only this notebook open
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
     select_kernel = page.locator(".jp-Dialog button:has-text('Select')")
     deadline = time.monotonic() + 120
@@ -138,8 +138,9 @@ def _open_and_run_all(page, notebook: str, timeout_s: int) -> None:
         time.sleep(1)
     else:
         raise TimeoutError(f"the kernel of {notebook} did not start")
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # the notebook's own toolbar button, so the command cannot reach another tab's notebook
+    _active(page).locator("[data-command='notebook:restart-run-all']").first.click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
     # Run All stops at an error, so the last code cell gets an execution count only when every cell ran
     last_prompt = _active(page).locator(".jp-CodeCell .jp-InputPrompt").last
     deadline = time.monotonic() + timeout_s
