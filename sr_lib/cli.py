@@ -23,7 +23,12 @@ def cmd_complexity(args) -> None:
 
 def cmd_check_flow(args) -> None:
     from .invertibility import check
-    result = check(get_config(args.config), args.size, getattr(torch, args.dtype))
+    if args.checkpoint:  # a trained flow, checked as it is
+        from .checkpoint import config_of, load_model
+        flow, payload = load_model(args.checkpoint, "flow")
+        result = check(config_of(payload), args.size, getattr(torch, args.dtype), flow=flow)
+    else:
+        result = check(get_config(args.config), args.size, getattr(torch, args.dtype))
     if args.json:
         _print_json(result)
         return
@@ -89,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--size", type=int, default=64, help="HR side in pixels (divisible by 4)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--checkpoint", help="a trained flow.pt to check instead of a randomised --config flow")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_flow)
 

@@ -48,3 +48,11 @@ def test_check_flow_cli_json(capsys):
 def test_check_flow_cli_rejects_bad_size(capsys):
     assert main(["check-flow", "--config", "tiny", "--size", "30"]) == 2
     assert "not divisible" in capsys.readouterr().err
+
+
+def test_check_flow_on_the_shipped_trained_checkpoint(capsys):
+    from sr_lib.evaluate import DEFAULT_CHECKPOINTS
+    assert main(["check-flow", "--checkpoint", str(DEFAULT_CHECKPOINTS / "flow.pt"), "--size", "32",
+                 "--dtype", "float64", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"] == "cpu" and result["max_abs_roundtrip_error"] < 1e-9
