@@ -79,8 +79,8 @@ def compare(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data
         return row
 
     rows = mean_rows(pairs, outputs, measure)
+    reference = fid_patches([hr[0] for hr, _ in pairs])
     if perceptual["fid"] is not None:
-        reference = fid_patches([hr[0] for hr, _ in pairs])
         for row in rows:
             samples = outputs[(row["method"], row["temperature"])]
             generated = fid_patches([s[0, 0] for s in samples])  # the first sample of each image
@@ -94,7 +94,7 @@ def compare(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data
     result = {"data": data, "images": list(images), "checkpoints": str(checkpoints),
               "unavailable": perceptual["unavailable"], "random_backbone": perceptual["random_backbone"],
               "fid_protocol": {"dims": perceptual["fid_dims"], "patch": 64, "stride": 32,
-                               "samples_per_method": len(fid_patches([hr[0] for hr, _ in pairs]))},
+                               "samples_per_method": len(reference)},
               "rows": rows}
     write_report(out, result, pairs, outputs, images)
     return result
