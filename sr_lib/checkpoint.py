@@ -86,6 +86,7 @@ def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, dict]:
         model.load_state_dict(payload["model"])
     except RuntimeError as error:
         raise ValueError(f"{path}: weights do not fit the {kind} model of its config ({error})") from None
+    model.config = config_of(payload)  # what the network was built with, for whoever measures it later
     return model.eval(), payload
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import config_of, load_checkpoint
 from .complexity import audit
 from .data import HELDOUT_DETAIL, evaluation_images
 from .evaluate import DEFAULT_CHECKPOINTS, collect, distortion_and_diversity, load_methods, mean_rows
@@ -48,14 +47,15 @@ def _seconds_per_megapixel(fn, lr: torch.Tensor) -> float:
     return seconds / (lr.shape[-2] * lr.shape[-1] * 16 / 1e6)
 
 
-def _cost_columns(methods: dict, checkpoints: Path, lr: torch.Tensor) -> dict:
+def _cost_columns(methods: dict, lr: torch.Tensor) -> dict:
     """Per method: params, MACs per HR pixel, receptive field (measured) and inference seconds per megapixel."""
-    any_kind = next(iter(methods))
-    report = audit(config_of(load_checkpoint(checkpoints / f"{any_kind}.pt", any_kind)))["models"]
+    audits = {}  # one audit per configuration: each method is measured with the config it was trained with
     costs = {"bicubic": {"params": 0, "macs_per_hr_pixel": None, "receptive_field_px": None,
                          "seconds_per_megapixel": _seconds_per_megapixel(upsample, lr)}}
     for kind, model in methods.items():
-        network = report["flow" if kind == "flow" else "generator"]
+        if model.config not in audits:
+            audits[model.config] = audit(model.config)["models"]
+        network = audits[model.config]["flow" if kind == "flow" else "generator"]
         run = (lambda x, m=model: m.sample(x, 0.8)) if kind == "flow" else model
         costs[kind] = {key: network[key] for key in ("params", "macs_per_hr_pixel", "receptive_field_px")}
         costs[kind]["seconds_per_megapixel"] = _seconds_per_megapixel(run, lr)
@@ -86,7 +86,7 @@ def compare(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data
             generated = fid_patches([s[0, 0] for s in samples])  # the first sample of each image
             row.update({f"fid_{k}" if k != "fid" else "fid": v
                         for k, v in fid(perceptual["fid"], generated, reference, perceptual["fid_dims"]).items()})
-    costs = _cost_columns(methods, checkpoints, pairs[0][1])
+    costs = _cost_columns(methods, pairs[0][1])
     for row in rows:
         row.update(costs[row["method"]])
         row["seed"] = SEED_SCORES.get(row["method"]) if row["method"] != "flow" or row["temperature"] == 0.8 else None
