@@ -5,11 +5,26 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
+
+# %% tags=["colab-setup"]
+# Colab only: install sr_lib from the project's repository (does nothing anywhere else).
+import importlib.util
+import subprocess
+import sys
+
+REPOSITORY = ""  # written by scripts/notebook_headers.py from pyproject.toml
+if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
+    if not REPOSITORY:
+        raise RuntimeError("sr_lib is not installed, and this copy of the notebook names no repository to install it "
+                           "from: upload the project folder and run `pip install ./<folder>` in a cell, then rerun.")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", f"sr-lib @ git+{REPOSITORY}"])
 
 # %% [markdown]
 # # 03 · Training the GAN: SR pre-training, then adversarial training

@@ -1,7 +1,11 @@
 """The project's own plumbing: dependency lists in step, notebooks paired and stripped, CI = README."""
+import importlib.util
 import os
 import re
+import subprocess
+import sys
 import tomllib
+import types
 from pathlib import Path
 
 import jupytext
@@ -11,6 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+_FIND_SPEC = importlib.util.find_spec
 CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name where they differ
 
 
@@ -64,3 +69,71 @@ def test_ci_runs_exactly_the_readme_test_command():
     match = re.search(r"<!-- test-command -->\s*```bash\n(.+?)\n```", readme, re.S)
     assert match, "README.md must mark its test command with <!-- test-command -->"
     assert match.group(1).strip() in (ROOT / ".ci/run").read_text()
+
+
+def _notebook_headers():
+    spec = importlib.util.spec_from_file_location("notebook_headers", ROOT / "scripts/notebook_headers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebook_and_readme_launch_headers_are_up_to_date():
+    stale = _notebook_headers().update(ROOT, check=True)
+    assert not stale, f"out of date: {stale}; run python scripts/notebook_headers.py"
+
+
+def test_every_notebook_starts_with_the_colab_install_cell():
+    headers = _notebook_headers()
+    for ipynb in NOTEBOOKS:
+        code = [c for c in nbformat.read(ipynb, as_version=4).cells if c.cell_type == "code"]
+        assert headers.SETUP_TAG in code[0].metadata.get("tags", []), f"{ipynb.name}: first code cell is not the install"
+
+
+def _run_setup_cell(monkeypatch, repository: str, on_colab: bool, installed: bool) -> list:
+    """Execute the Colab cell as written for `repository`, faking Colab and sr_lib's presence; returns pip calls."""
+    headers = _notebook_headers()
+    calls = []
+    monkeypatch.setattr(subprocess, "check_call", calls.append)
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: _FIND_SPEC(name, *a) if installed or name != "sr_lib" else None)
+    exec(compile(headers.SETUP_SOURCE.format(repository=repository), "colab-setup", "exec"), {})
+    return calls
+
+
+def test_colab_cell_installs_from_the_repository_only_on_colab_without_sr_lib(monkeypatch):
+    url = "https://github.com/example-org/sr-flows-gans"
+    calls = _run_setup_cell(monkeypatch, url, on_colab=True, installed=False)
+    assert len(calls) == 1 and calls[0][-1] == f"sr-lib @ git+{url}" and calls[0][1:4] == ["-m", "pip", "install"]
+    assert not _run_setup_cell(monkeypatch, url, on_colab=True, installed=True)
+    monkeypatch.delitem(sys.modules, "google.colab")
+    assert not _run_setup_cell(monkeypatch, url, on_colab=False, installed=False)
+
+
+def test_colab_cell_without_a_repository_says_what_to_do(monkeypatch):
+    with pytest.raises(RuntimeError, match="names no repository"):
+        _run_setup_cell(monkeypatch, "", on_colab=True, installed=False)
+
+
+def test_badges_open_this_notebook_on_colab_and_binder():
+    headers = _notebook_headers()
+    markdown = headers.badges("https://github.com/example-org/sr-flows-gans.git", "notebooks/05_comparison.ipynb")
+    assert ("(https://colab.research.google.com/github/example-org/sr-flows-gans/blob/main/"
+            "notebooks/05_comparison.ipynb)") in markdown
+    assert "(https://mybinder.org/v2/gh/example-org/sr-flows-gans/HEAD?labpath=notebooks%2F05_comparison.ipynb)" in markdown
+    with pytest.raises(ValueError, match="Colab needs"):
+        headers.badges("https://gitlab.com/example-org/sr", "notebooks/05_comparison.ipynb")
+
+
+def test_published_repository_has_badges_in_readme_and_notebooks():
+    headers = _notebook_headers()
+    url = headers.repository(ROOT)
+    if not url:
+        pytest.skip("pyproject.toml names no public repository ([project.urls] Repository), so there are no "
+                    "Colab/Binder badges yet; add it and run python scripts/notebook_headers.py")
+    assert headers.badges(url, "notebooks/05_comparison.ipynb") in (ROOT / "README.md").read_text()
+    for ipynb in NOTEBOOKS:
+        first = nbformat.read(ipynb, as_version=4).cells[0]
+        assert first.source == headers.badges(url, f"notebooks/{ipynb.name}"), f"{ipynb.name} has no badges on top"
