@@ -2,10 +2,13 @@
 
 Starts `jupyter lab` on 127.0.0.1 (free port, no token, news and update checks off) and Chromium with
 its DevTools port, both as our own processes so they are stopped by process id whatever happens, and
-drives the page through Playwright. Notebook kernels inherit CI=true: the fast mode. Screenshots go to
-SR_LIB_SCREENSHOTS (default: <tmp>/sr_lib_browser). Skipped, with the reason, where Chromium or the
+drives the page through Playwright. Notebook kernels inherit CI=true: the fast mode. Readability is
+checked in the light and the dark theme: widget texts at WCAG AA contrast, figures on their own opaque
+background. Screenshots go to SR_LIB_SCREENSHOTS (default: <tmp>/sr_lib_browser). Skipped, with the reason, where Chromium or the
 playwright package is missing (`apt-get install chromium`; never `playwright install`, which downloads).
 """
+import base64
+import io
 import json
 import os
 import re
@@ -20,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +37,7 @@ c.ServerApp.token = ""
 c.ServerApp.password = ""
 c.ServerApp.open_browser = False
 c.ServerApp.allow_root = True
+c.LabApp.expose_app_in_browser = True  # window.jupyterapp: the test switches themes by command
 """
 
 # no news or update toasts (nothing reaches for the network), no kernel-choice dialog, every cell rendered,
@@ -120,6 +125,51 @@ def page(tmp_path_factory):
     assert not changed, f"the browser session modified {changed}"
 
 
+# WCAG 2 contrast of every visible widget text against the first opaque background behind it
+WIDGET_TEXT_CONTRAST_JS = """
+(root) => {
+  const rgba = (css) => { const m = css.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+                          const v = m[1].split(',').map(Number); return {r: v[0], g: v[1], b: v[2], a: v.length > 3 ? v[3] : 1}; };
+  const background = (el) => { for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
+                                 if (c && c.a > 0.5) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
+  const luminance = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+                             return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const rows = [];
+  for (const el of root.querySelectorAll('.widget-label, .widget-readout, .widget-html-content, .widget-dropdown select, .widget-button')) {
+    if (!el.offsetParent || !el.textContent.trim()) continue;
+    const [a, b] = [luminance(rgba(getComputedStyle(el).color)), luminance(background(el))].sort((x, y) => y - x);
+    rows.push({text: el.textContent.trim().slice(0, 50), contrast: (a + 0.05) / (b + 0.05)});
+  }
+  return rows;
+}
+"""
+
+
+def _set_theme(page, theme: str) -> None:
+    page.evaluate("(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme)
+    page.wait_for_function("(theme) => document.body.dataset.jpThemeName === theme", arg=theme, timeout=30_000)
+    page.wait_for_timeout(1000)
+
+
+def _assert_widget_text_contrast(page, theme: str) -> None:
+    """Every widget text reaches WCAG AA contrast (4.5:1) in this theme."""
+    rows = _active(page).evaluate(WIDGET_TEXT_CONTRAST_JS)
+    assert rows, "no widget text found"
+    faint = [r for r in rows if r["contrast"] < 4.5]
+    assert not faint, f"{theme}: widget texts below 4.5:1 contrast: {faint}"
+    print(f"{theme}: {len(rows)} widget texts, lowest contrast {min(r['contrast'] for r in rows):.1f}:1")
+
+
+def _assert_figures_opaque(page) -> int:
+    """Matplotlib figures carry their own opaque background, so dark text on them reads in any theme."""
+    sources = [s for s in _active(page).locator(".jp-RenderedImage img").evaluate_all("els => els.map(e => e.src)")
+               if s.startswith("data:image/png;base64,")]
+    for src in sources:
+        alpha = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGBA").getchannel("A")
+        assert alpha.getextrema()[0] == 255, "a figure has transparent pixels: its text would vanish on a dark page"
+    return len(sources)
+
+
 def _active(page):
     """The notebook in the current tab (JupyterLab keeps earlier tabs open, hidden)."""
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
@@ -202,11 +252,21 @@ def test_comparison_notebook_widgets_respond_in_the_browser(page):
     _wait_for_change(crops, before)
     page.screenshot(path=SCREENSHOTS / "05-crops-after.png")
 
+    for theme, name in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
+        _set_theme(page, theme)
+        _assert_widget_text_contrast(page, theme)
+        assert _assert_figures_opaque(page) >= 2
+        _active(page).locator(".jp-RenderedImage img").first.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / f"05-figures-{name}.png")
+        crops.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / f"05-widgets-{name}.png")
+    _set_theme(page, "JupyterLab Light")
+
 
 def test_jacobian_notebook_renders_its_figures(page):
     _open_and_run_all(page, "01_coupling_jacobian.ipynb", timeout_s=300)
     figures = _active(page).locator(".jp-RenderedImage img")
-    assert figures.count() >= 2
+    assert figures.count() >= 2 and _assert_figures_opaque(page) == figures.count()
     figures.first.scroll_into_view_if_needed()
     assert figures.first.bounding_box()["width"] > 300
     page.screenshot(path=SCREENSHOTS / "01-jacobian.png")
