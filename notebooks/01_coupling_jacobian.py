@@ -61,6 +61,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # $$\log\left|\det \frac{\partial y}{\partial x^T}\right| = \sum_{j} s_j(x_{1:d}, c).$$
 #
 # The dense lower-left block, where all the expressive power lives, never enters the determinant.
+#
+# *Runtime:* about 30 s from a fresh kernel on a 2-core CPU (23 s of it the brute-force timing sweep); nothing trains.
 
 # %%
 import matplotlib.pyplot as plt

@@ -38,6 +38,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # 3. what happens when the scale $s$ is left unclamped and the weights grow, and what the clamp buys.
 #
 # The same figures for any configuration: `python -m sr_lib check-flow --config paper --size 64 --dtype float32`.
+#
+# *Runtime:* about 25 s from a fresh kernel on a 2-core CPU; nothing trains.
 
 # %%
 import matplotlib.pyplot as plt

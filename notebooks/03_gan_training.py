@@ -44,6 +44,9 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 #
 # This notebook loads the shipped checkpoints (the `cpu` configuration, trained on the bundled photographs
 # by `sr_lib/checkpoints/cpu/TRAIN.sh`); set `RETRAIN = True` to train them again here.
+#
+# *Runtime:* about 10 s from a fresh kernel on a 2-core CPU up to the last section, whose short live training
+# run (the failure mode) adds about 50 s; `RETRAIN = True` adds about 15 min.
 
 # %%
 import shutil
@@ -64,7 +67,7 @@ from sr_lib.plotting import image_rows, plot_history
 from sr_lib.train import TrainSettings, train
 
 torch.manual_seed(0)
-RETRAIN = False  # True: train SR (about 12 min) and SRGAN (about 6 min) on this CPU instead of loading them
+RETRAIN = False  # True: train SR (about 10 min) and SRGAN (about 5 min) on a 2-core CPU instead of loading them
 cfg = get_config("cpu")
 checkpoints = DEFAULT_CHECKPOINTS
 print(f"fast mode (CI): {fast_mode()}; shipped checkpoints in {checkpoints}")
@@ -173,8 +176,8 @@ assert psnr_gain > 0
 # %% [markdown]
 # ## Failure modes, live
 # What happens when the adversarial term dominates? We continue from the SR generator with the
-# adversarial weight raised from 0.005 to 1 and a higher learning rate for a short run (about 40 s on
-# a laptop CPU; a few steps in CI). Watch the discriminator's outputs swing and the content loss climb:
+# adversarial weight raised from 0.005 to 1 and a higher learning rate for a short run (150 steps, about
+# 50 s on a 2-core CPU; a few steps in CI). Watch the discriminator's outputs swing and the content loss climb:
 # the generator now chases whatever currently fools $D$, and the images pick up high-frequency
 # artefacts (texture, grid patterns from the pixel shuffle, colour shifts) that no pixel loss would allow.
 
