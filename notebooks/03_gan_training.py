@@ -112,11 +112,11 @@ print(f"SR trained {sr_payload['step']} steps, SRGAN {srgan_payload['step']} ste
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-plot_history(sr_payload["history"], ["l1"], axes[0], log=True)
+plot_history(sr_payload["history"], ["l1"], axes[0], log=True, ylabel="mean |error| (pixel values 0-1)")
 axes[0].set_title("SR pre-training: L1")
-plot_history(srgan_payload["history"], ["content", "d_loss"], axes[1])
+plot_history(srgan_payload["history"], ["content", "d_loss"], axes[1], ylabel="loss (L1 0-1 scale; D: nats)")
 axes[1].set_title("SRGAN: content and discriminator loss")
-plot_history(srgan_payload["history"], ["d_real", "d_fake"], axes[2])
+plot_history(srgan_payload["history"], ["d_real", "d_fake"], axes[2], ylabel="mean D output (probability 'real')")
 axes[2].set_title("SRGAN: mean D output, real vs. fake")
 fig.tight_layout()
 plt.show()
@@ -145,6 +145,7 @@ fig, ax = plt.subplots(figsize=(6, 3.5))
 for label, s in scores.items():
     ax.hist(s.numpy(), bins=20, range=(0, 1), alpha=0.6, label=f"{label}: mean {s.mean():.2f}")
 ax.set_xlabel("D(crop) = probability 'real'")
+ax.set_ylabel(f"number of {cfg.crop} px crops")
 ax.legend()
 plt.show()
 for label, s in scores.items():
@@ -190,9 +191,9 @@ unstable = load_checkpoint(unstable_dir / "srgan.pt", "srgan")
 generator_unstable = load_model(unstable_dir / "srgan.pt", "srgan")[0]
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
-plot_history(unstable["history"], ["content"], axes[0], smooth=10)
+plot_history(unstable["history"], ["content"], axes[0], smooth=10, ylabel="L1 (pixel values 0-1)")
 axes[0].set_title("content loss with adversarial weight 1")
-plot_history(unstable["history"], ["d_real", "d_fake"], axes[1], smooth=10)
+plot_history(unstable["history"], ["d_real", "d_fake"], axes[1], smooth=10, ylabel="mean D output (probability 'real')")
 axes[1].set_title("D outputs: a game, not a descent")
 fig.tight_layout()
 plt.show()

@@ -97,9 +97,9 @@ print(f"flow: {cfg.flow_couplings} couplings, {count_params(flow):,} parameters,
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-plot_history(payload["history"], ["bpd"], axes[0])
+plot_history(payload["history"], ["bpd"], axes[0], ylabel="bits per dimension")
 axes[0].set_title("training NLL (bits per dimension)")
-plot_history(payload["history"], ["grad_norm"], axes[1], log=True)
+plot_history(payload["history"], ["grad_norm"], axes[1], log=True, ylabel="gradient L2 norm")
 axes[1].set_title("gradient norm before clipping")
 fig.tight_layout()
 plt.show()

@@ -64,8 +64,12 @@ def image_rows(rows: dict[str, dict[str, torch.Tensor]], boxes: dict[str, tuple[
     return fig
 
 
-def plot_history(history: list[dict], keys: list[str], ax=None, smooth: int = 25, log: bool = False):
-    """Loss curves from a training history, raw (faint) and as a running mean over `smooth` steps."""
+def plot_history(history: list[dict], keys: list[str], ax=None, smooth: int = 25, log: bool = False,
+                 ylabel: str = ""):
+    """Loss curves from a training history, raw (faint) and as a running mean over `smooth` steps.
+
+    ylabel names the quantity and its unit (the keys go into the legend).
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     steps = np.array([h["step"] for h in history])
@@ -80,6 +84,7 @@ def plot_history(history: list[dict], keys: list[str], ax=None, smooth: int = 25
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return ax

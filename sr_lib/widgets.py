@@ -81,9 +81,9 @@ class TemperatureScrubber:
         self.methods, self.images, self.zoom_factor = methods, images, zoom_factor
         self.image_choice = widgets.Dropdown(options=list(images), description="image")
         self.slider = widgets.FloatSlider(value=0.8, min=0.0, max=1.2, step=0.05, continuous_update=False,
-                                          description="latent temperature T", readout_format=".2f",
+                                          description="latent temperature T (std of z)", readout_format=".2f",
                                           style={"description_width": "initial"}, layout={"width": "420px"})
-        self.button = widgets.Button(description="new sample at this T", icon="refresh")
+        self.button = widgets.Button(description="new sample at this T", icon="refresh", layout={"width": "max-content"})
         self.stats = widgets.HTML()
         self.flow_image = widgets.Image(format="png")
         self.fixed_box = widgets.HBox()

@@ -236,7 +236,7 @@ def test_comparison_notebook_widgets_respond_in_the_browser(page):
     before_stats = stats.inner_text()
     page.screenshot(path=SCREENSHOTS / "05-scrubber-before.png")
     before = flow_image.screenshot()
-    _set_slider_by_keyboard(page, "latent temperature T", 8, "ArrowLeft")  # 0.8 -> 0.4, one update per key
+    _set_slider_by_keyboard(page, "latent temperature T (std of z)", 8, "ArrowLeft")  # 0.8 -> 0.4, one update per key
     deadline = time.monotonic() + 120
     while "T = 0.40" not in stats.inner_text() and time.monotonic() < deadline:
         time.sleep(1)
