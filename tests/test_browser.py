@@ -4,8 +4,9 @@ Starts `jupyter lab` on 127.0.0.1 (free port, no token, news and update checks o
 its DevTools port, both as our own processes so they are stopped by process id whatever happens, and
 drives the page through Playwright. Notebook kernels inherit CI=true: the fast mode. Readability is
 checked in the light and the dark theme: widget texts at WCAG AA contrast, figures on their own opaque
-background. Screenshots go to SR_LIB_SCREENSHOTS (default: <tmp>/sr_lib_browser). Skipped, with the reason, where Chromium or the
-playwright package is missing (`apt-get install chromium`; never `playwright install`, which downloads).
+background. Screenshots go to SR_LIB_SCREENSHOTS (default: <tmp>/sr_lib_browser). Skipped, with the
+reason, where Chromium or the playwright package is missing (`apt-get install chromium`; never
+`playwright install`, which downloads).
 """
 import base64
 import io

@@ -83,13 +83,6 @@ def test_notebook_and_readme_launch_headers_are_up_to_date():
     assert not stale, f"out of date: {stale}; run python scripts/notebook_headers.py"
 
 
-def test_every_notebook_starts_with_the_colab_install_cell():
-    headers = _notebook_headers()
-    for ipynb in NOTEBOOKS:
-        code = [c for c in nbformat.read(ipynb, as_version=4).cells if c.cell_type == "code"]
-        assert headers.SETUP_TAG in code[0].metadata.get("tags", []), f"{ipynb.name}: first code cell is not the install"
-
-
 def _run_setup_cell(monkeypatch, repository: str, on_colab: bool, installed: bool) -> list:
     """Execute the Colab cell as written for `repository`, faking Colab and sr_lib's presence; returns pip calls."""
     headers = _notebook_headers()
