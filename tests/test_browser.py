@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 from PIL import Image
 
@@ -271,3 +272,17 @@ def test_jacobian_notebook_renders_its_figures(page):
     figures.first.scroll_into_view_if_needed()
     assert figures.first.bounding_box()["width"] > 300
     page.screenshot(path=SCREENSHOTS / "01-jacobian.png")
+
+
+def test_paired_script_opens_as_the_same_notebook(page):
+    """Binder users may open the .py twin: jupytext shows it as the same notebook, cell for cell."""
+    page.goto(f"{page.lab_url}?reset")
+    page.wait_for_selector(".jp-DirListing-item", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', "
+                  "{path: 'notebooks/02_invertibility.py', factory: 'Jupytext Notebook'})")
+    cells = _active(page).locator(".jp-Cell")
+    cells.first.wait_for(timeout=60_000)
+    expected = nbformat.read(ROOT / "notebooks/02_invertibility.ipynb", as_version=4).cells
+    assert cells.count() == len(expected)
+    assert _active(page).locator(".jp-MarkdownCell h1").first.inner_text().startswith("02 ·")
+    page.screenshot(path=SCREENSHOTS / "02-py-as-notebook.png")
