@@ -20,7 +20,7 @@ steps_for() {  # method -> steps that fit the budget, from 20 probe steps (start
   end=$(date +%s.%N)
   python3 -c "print(max(20, int($budget / (($end - $start) / 20)) // 10 * 10))"
 }
-for method in flow sr srgan; do
+for method in sr flow srgan; do  # SRGAN and the flow start from the SR generator
   start=$(date +%s)
   train "$method" "$(steps_for "$method")"
   echo "$method: $(( $(date +%s) - start )) s including the probe" | tee -a "$out/log.txt"
@@ -30,8 +30,8 @@ import sys
 from pathlib import Path
 from sr_lib.checkpoint import slim_checkpoint
 work, out = map(Path, sys.argv[1:])
-for kind in ("flow", "sr", "srgan"):
-    print(slim_checkpoint(work / f"{kind}.pt", out / f"{kind}.pt", kind))
+for method in ("sr", "flow", "srgan"):
+    print(slim_checkpoint(work / f"{method}.pt", out / f"{method}.pt", method))
 PY
 python3 -m sr_lib evaluate --checkpoints "$out" --json > "$out/evaluate.json"
 python3 -m sr_lib bench --config "$config" --device "$device" --batch 16 --json > "$out/bench.json"

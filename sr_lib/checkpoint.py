@@ -1,44 +1,36 @@
 """Checkpoints: written atomically, loaded with weights_only=True, refused when foreign or corrupt.
 
-A checkpoint is a plain dict: kind ('sr', 'srgan' or 'flow'), the config as a dict, the step, the
-library version, the model's state dict and whatever the trainer needs to resume (optimizers, data
-stream state, loss history).
+A checkpoint is a plain dict: the method ('sr', 'srgan', 'flow', ...), the network it holds
+('generator' or 'flow'), the config as a dict, the step, the library version, the model's state dict
+and whatever the trainer needs to resume (optimizers, data stream state, loss history).
 """
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from . import __version__
 from .config import Config, get_config
+from .files import atomic_write
 
-KINDS = ("sr", "srgan", "flow")
-REQUIRED = ("kind", "config", "step", "version", "model")
-
-
-def save_checkpoint(path: str | Path, kind: str, cfg: Config, step: int, model: torch.nn.Module | dict,
-                    **extra) -> Path:
-    """Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
-
-    `model` is the network or its state dict."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"kind": kind, "config": cfg.to_dict(), "step": step, "version": __version__,
-               "model": model.state_dict() if isinstance(model, torch.nn.Module) else model, **extra}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+DEFAULT_CHECKPOINTS = Path(__file__).parent / "checkpoints" / "cpu"
+REQUIRED = ("method", "network", "config", "step", "version", "model")
 
 
-def load_checkpoint(path: str | Path, kind: str, cfg: Config | None = None) -> dict:
-    """The checkpoint at `path`, checked to be an sr_lib checkpoint of `kind` (and of `cfg`, if given)."""
+def save_checkpoint(path: str | Path, method: str, network: str, cfg: Config, step: int,
+                    model: torch.nn.Module | dict, **extra) -> Path:
+    """Write atomically; `model` is the network or its state dict. Non-finite weights are refused."""
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    broken = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        raise RuntimeError(f"refusing to save {path}: non-finite weights in {broken[:3]}")
+    payload = {"method": method, "network": network, "config": cfg.to_dict(), "step": step, "version": __version__,
+               "model": state, **extra}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | Path, method: str | None, cfg: Config | None = None) -> dict:
+    """The checkpoint at `path`, checked to be an sr_lib checkpoint of `method` (if given) and of `cfg`
+    (if given)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -47,9 +39,9 @@ def load_checkpoint(path: str | Path, kind: str, cfg: Config | None = None) -> d
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise ValueError(f"{path} is corrupt or not a PyTorch checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED):
-        raise ValueError(f"{path} is not an sr_lib checkpoint (expected the keys {REQUIRED})")
-    if payload["kind"] != kind:
-        raise ValueError(f"{path} holds a {payload['kind']!r} model, not a {kind!r} one")
+        raise ValueError(f"{path} is not an sr_lib checkpoint of this version (expected the keys {REQUIRED})")
+    if method is not None and payload["method"] != method:
+        raise ValueError(f"{path} holds a {payload['method']!r} model, not a {method!r} one")
     if cfg is not None:
         theirs = config_of(payload)
         if theirs != cfg:
@@ -59,12 +51,12 @@ def load_checkpoint(path: str | Path, kind: str, cfg: Config | None = None) -> d
     return payload
 
 
-def slim_checkpoint(src: str | Path, dst: str | Path, kind: str) -> Path:
+def slim_checkpoint(src: str | Path, dst: str | Path, method: str) -> Path:
     """A copy with only what evaluation needs (no optimizer or discriminator state): it cannot resume."""
-    payload = load_checkpoint(src, kind)
-    keep = {key: payload[key] for key in (*REQUIRED, "history", "settings") if key in payload}
-    return save_checkpoint(dst, kind, config_of(payload), keep["step"], keep["model"],
-                           **{k: v for k, v in keep.items() if k not in REQUIRED}, slim=True)
+    payload = load_checkpoint(src, method)
+    extra = {key: payload[key] for key in ("history", "settings") if key in payload}
+    return save_checkpoint(dst, method, payload["network"], config_of(payload), payload["step"], payload["model"],
+                           **extra, slim=True)
 
 
 def config_of(payload: dict) -> Config:
@@ -77,23 +69,19 @@ def config_of(payload: dict) -> Config:
         raise ValueError(f"checkpoint config does not fit this version of sr_lib: {error}") from None
 
 
-def load_model(path: str | Path, kind: str) -> tuple[torch.nn.Module, dict]:
-    """A ready eval-mode network from a checkpoint (the generator for 'sr' and 'srgan'), and its payload."""
+def load_model(path: str | Path, method: str | None, part: str = "model") -> tuple[torch.nn.Module, dict]:
+    """A ready eval-mode network from a checkpoint, and the payload.
+
+    `part` is 'model' (what the method evaluates with) or another saved network, e.g. 'discriminator'."""
     from .models import build
-    payload = load_checkpoint(path, kind)
-    model = build("flow" if kind == "flow" else "generator", config_of(payload))
+    payload = load_checkpoint(path, method)
+    network = payload["network"] if part == "model" else part
+    if part not in payload:
+        raise ValueError(f"{path} holds no {part!r}")
+    model = build(network, config_of(payload))
     try:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(payload[part])
     except RuntimeError as error:
-        raise ValueError(f"{path}: weights do not fit the {kind} model of its config ({error})") from None
+        raise ValueError(f"{path}: weights do not fit the {network} of its config ({error})") from None
     model.config = config_of(payload)  # what the network was built with, for whoever measures it later
     return model.eval(), payload
-
-
-def load_discriminator(path: str | Path) -> torch.nn.Module:
-    """The eval-mode discriminator saved with an SRGAN checkpoint."""
-    from .models import Discriminator
-    payload = load_checkpoint(path, "srgan")
-    disc = Discriminator(config_of(payload))
-    disc.load_state_dict(payload["discriminator"])
-    return disc.eval()

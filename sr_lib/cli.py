@@ -7,12 +7,21 @@ import torch
 
 from .config import CONFIGS, get_config
 
-DEFAULT_LR = {"sr": 2e-4, "srgan": 1e-4, "flow": 3e-4}
-
 
 def _print_json(result: dict) -> None:
     json.dump(result, sys.stdout, indent=2)
     print()
+
+
+def _device(name: str) -> str:
+    """The device, checked to exist before any work starts."""
+    if name == "cpu":
+        return name
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but no CUDA GPU is available here; use --device cpu")
+        return name
+    raise ValueError(f"unknown device {name!r}; use cpu or cuda")
 
 
 def cmd_complexity(args) -> None:
@@ -23,10 +32,14 @@ def cmd_complexity(args) -> None:
 
 def cmd_check_flow(args) -> None:
     from .invertibility import check
+    if args.size < 4 or args.size % 4:
+        raise ValueError(f"--size must be a positive multiple of 4, got {args.size}")
     if args.checkpoint:  # a trained flow, checked as it is
-        from .checkpoint import config_of, load_model
-        flow, payload = load_model(args.checkpoint, "flow")
-        result = check(config_of(payload), args.size, getattr(torch, args.dtype), flow=flow)
+        from .checkpoint import load_model
+        flow, payload = load_model(args.checkpoint, None)
+        if payload["network"] != "flow":
+            raise ValueError(f"{args.checkpoint} holds a {payload['network']}, not a flow")
+        result = check(flow.config, args.size, getattr(torch, args.dtype), flow=flow)
     else:
         result = check(get_config(args.config), args.size, getattr(torch, args.dtype))
     if args.json:
@@ -37,28 +50,29 @@ def cmd_check_flow(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from pathlib import Path
-
     from .train import TrainSettings, train
-    settings = TrainSettings(args.method, get_config(args.config), Path(args.out), args.steps, data=args.data,
-                             lr=args.lr if args.lr is not None else DEFAULT_LR[args.method], seed=args.seed,
-                             resume=args.resume, content=args.content, device=args.device)
+    settings = TrainSettings(args.method, get_config(args.config), args.out, args.steps, data=args.data,
+                             learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                             content=args.content, device=_device(args.device))
     print(f"wrote {train(settings)}")
 
 
 def cmd_evaluate(args) -> None:
-    from .evaluate import evaluate, format_table
-    result = evaluate(args.checkpoints, args.data)
+    from .evaluate import evaluate, format_table, load_perceptual
+    result = evaluate(args.checkpoints, args.data, load_perceptual())
     if args.json:
         _print_json(result)
         return
-    print(f"evaluation on {result['data']} ({', '.join(result['images'])}); checkpoints {result['checkpoints']}")
+    print(f"evaluation on {result['data']} ({len(result['images'])} images); checkpoints {result['checkpoints']}")
     print(format_table(result))
+    for name, reason in result["unavailable"].items():
+        print(f"{name.upper()} unavailable: {reason}")
 
 
-def cmd_compare(args) -> None:
-    from .compare import compare, load_perceptual, markdown_table
-    result = compare(args.out, args.checkpoints, args.data, load_perceptual(fid_dims=args.fid_dims))
+def cmd_report(args) -> None:
+    from .evaluate import load_perceptual
+    from .report import markdown_table, report
+    result = report(args.out, args.checkpoints, args.data, load_perceptual(fid_dims=args.fid_dims))
     print(markdown_table(result))
     print(f"wrote comparison.png, perception_distortion.png, table.md, table.json to {args.out}")
 
@@ -68,20 +82,24 @@ def cmd_weights(args) -> None:
     if args.fetch:
         for key in weights.WEIGHTS:
             print(f"fetching {key} ... {weights.fetch(key)}")
-    for row in weights.status():
-        state = "present" if row["present"] else "MISSING"
-        print(f"{state:8} {row['file']:42} {row['used_by']}")
+    for key, (name, _, used_by) in weights.WEIGHTS.items():
+        state = "present" if (weights.checkpoint_dir() / name).is_file() else "MISSING"
+        print(f"{state:8} {name:42} {used_by}")
     print(f"folder: {weights.checkpoint_dir()}")
 
 
 def cmd_bench(args) -> None:
     from .bench import bench, format_bench
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    device = _device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop)
     _print_json(result) if args.json else print(format_bench(result))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .checkpoint import DEFAULT_CHECKPOINTS
+    from .methods import trainable
     parser = argparse.ArgumentParser(prog="python -m sr_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -99,34 +117,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_flow)
 
     p = sub.add_parser("train", help="train one method; checkpoints and loss history go to --out")
-    p.add_argument("method", choices=["sr", "srgan", "flow"])
+    p.add_argument("method", choices=trainable())
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--data", default="bundled", help="'bundled' (offline photographs) or an image folder")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--out", required=True, help="folder for <method>.pt and <method>.history.json")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: per method)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the method's, methods.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content", choices=["l1", "vgg"], default="l1", help="srgan content loss")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="start again although --out holds a checkpoint")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=cmd_train)
 
-    from .evaluate import DEFAULT_CHECKPOINTS
-    p = sub.add_parser("evaluate", help="PSNR, SSIM, LR-PSNR and diversity of every method on held-out images")
-    p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS), help="folder with sr.pt, srgan.pt, flow.pt")
-    p.add_argument("--data", default="bundled-heldout", help="'bundled-heldout' or an image folder")
+    p = sub.add_parser("evaluate", help="every measure of every method on the evaluation images")
+    p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS), help="folder with the methods' <name>.pt")
+    p.add_argument("--data", default="bundled-heldout", help="'bundled-heldout' or an image folder (used whole)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("compare", help="the full comparison report: figures, Markdown and JSON table")
+    p = sub.add_parser("report", help="the comparison report: figures, Markdown and JSON table")
     p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS))
     p.add_argument("--data", default="bundled-heldout")
     p.add_argument("--out", required=True)
     p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
                    help="Inception feature size for FID (2048 is the standard; smaller ones are labelled)")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("bench", help="speed and memory ratios of GAN vs. flow, measured in one run")
+    p = sub.add_parser("bench", help="speed and memory ratios of the methods, measured in one run")
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch", type=int, default=4)
@@ -144,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:  # bad input: say what is wrong, no traceback
+    except (ValueError, OSError) as error:  # bad input, missing or unwritable files: say what, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

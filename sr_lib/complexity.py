@@ -1,4 +1,4 @@
-"""The seed's "as comparable as possible", measured: parameters, compute per output pixel, receptive field.
+"""The study's "as comparable as possible", measured: parameters, compute per output pixel, receptive field.
 
 * Multiply-accumulates (MACs) come from ``torch.utils.flop_counter`` (which reports 2 FLOPs per MAC) on
   one forward pass, divided by the number of HR pixels produced (the flow in its sampling direction,
@@ -16,8 +16,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .config import SCALE, Config
 from .models import build
 
-# The seed's slides: receptive field in HR pixels and "MOPS per pixel" (the unit is not defined there).
-SEED = {"generator": {"receptive_field_px": 192, "mops_per_pixel": 0.15},
+# The study's slides: receptive field in HR pixels and "MOPS per pixel" (the unit is not defined there).
+STUDY = {"generator": {"receptive_field_px": 192, "mops_per_pixel": 0.15},
         "flow": {"receptive_field_px": 192, "mops_per_pixel": 0.16}}
 
 
@@ -31,6 +31,10 @@ def count_macs(fn, *inputs) -> int:
     with counter, torch.no_grad():
         fn(*inputs)
     return counter.get_total_flops() // 2
+
+
+class FieldTooLarge(RuntimeError):
+    """The measured field reaches the probe input's border: the probe is too small to tell."""
 
 
 def _random_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -61,7 +65,7 @@ def receptive_field(fn, inputs: list[torch.Tensor], px_per_input_px: list[int]) 
     for x, factor in zip(inputs, px_per_input_px):
         side, touches = _extent(x.grad)
         if touches:
-            raise RuntimeError(f"receptive field reaches the border of a {tuple(x.shape[-2:])} input; use a larger one")
+            raise FieldTooLarge(f"receptive field reaches the border of a {tuple(x.shape[-2:])} input; use a larger one")
         fields.append(side * factor)
     return fields
 
@@ -82,7 +86,14 @@ def audit(cfg: Config, lr_side: int = 64) -> dict:
     flow = _random_copy(build("flow", cfg))
     def sample(z_, lr_):
         return flow.inverse(z_, lr_)[0]
-    rf_z, rf_lr = receptive_field(sample, [z, lr], [1, SCALE])
+    side = lr_side
+    while True:  # the flow sees further than the generator: grow the probe until the field fits inside it
+        try:
+            rf_z, rf_lr = receptive_field(sample, [torch.randn(1, 3, SCALE * side, SCALE * side, dtype=torch.float64),
+                                                   torch.rand(1, 3, side, side, dtype=torch.float64)], [1, SCALE])
+            break
+        except FieldTooLarge:
+            side *= 2
     report["flow"] = {"params": count_params(flow), "macs_per_hr_pixel": count_macs(sample, z, lr) / hr_pixels,
                       "receptive_field_px": max(rf_z, rf_lr), "receptive_field_z_px": rf_z,
                       "receptive_field_lr_px": rf_lr}
@@ -96,23 +107,23 @@ def audit(cfg: Config, lr_side: int = 64) -> dict:
     report["flow_vs_generator"] = {
         "macs_ratio": report["flow"]["macs_per_hr_pixel"] / report["generator"]["macs_per_hr_pixel"],
         "receptive_field_ratio": report["flow"]["receptive_field_px"] / rf_gen}
-    return {"config": cfg.name, "models": report, "seed": SEED}
+    return {"config": cfg.name, "models": report, "study": STUDY}
 
 
 def format_audit(result: dict) -> str:
-    """A plain-text table of `audit`'s result next to the seed's figures."""
-    models, seed = result["models"], result["seed"]
+    """A plain-text table of `audit`'s result next to the study's figures."""
+    models, study = result["models"], result["study"]
     lines = [f"complexity audit, config {result['config']!r} (MAC = multiply-accumulate, px = HR pixels)",
-             f"{'network':<14}{'params':>12}{'MACs/px':>12}{'recept. field':>15}{'seed field':>12}{'seed MOPS/px':>14}"]
+             f"{'network':<14}{'params':>12}{'MACs/px':>12}{'recept. field':>15}{'study field':>12}{'study MOPS':>12}"]
     for name in ("generator", "flow", "discriminator"):
-        m, s = models[name], seed.get(name, {})
+        m, s = models[name], study.get(name, {})
         lines.append(f"{name:<14}{m['params']:>12,}{m['macs_per_hr_pixel']:>12,.0f}{m['receptive_field_px']:>13} px"
-                     f"{s.get('receptive_field_px', '-'):>12}{s.get('mops_per_pixel', '-'):>14}")
+                     f"{s.get('receptive_field_px', '-'):>12}{s.get('mops_per_pixel', '-'):>12}")
     flow = models["flow"]
     ratio = models["flow_vs_generator"]
     lines += [f"flow field w.r.t. z: {flow['receptive_field_z_px']} px, w.r.t. the LR image: {flow['receptive_field_lr_px']} px",
               f"flow / generator: {ratio['macs_ratio']:.2f}x the MACs, {ratio['receptive_field_ratio']:.2f}x the field "
-              "(seed: 1.07x the operations, the same field)",
-              "The seed's 0.15 MOPS/px does not follow from its own generator table, counted as MACs or as FLOPs "
+              "(study: 1.07x the operations, the same field)",
+              "The study's 0.15 MOPS/px does not follow from its own generator table, counted as MACs or as FLOPs "
               "(2 per MAC);", "the discriminator's field is that of its last conv map (its head then averages over the crop)."]
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Real photographs offline, any image folder, and random training crops.
 
-The seed trained on FFHQ and evaluated on CelebA; neither can be downloaded here, so the offline
+The study trained on FFHQ and evaluated on CelebA; neither can be downloaded here, so the offline
 default (`bundled`) uses the real colour photographs that installed packages ship. The two portraits
 (astronaut Eileen Collins and Grace Hopper) are held out: their 256x256 face crops are the evaluation
 set, and training never sees them. Any folder of images (FFHQ, CelebA, DIV2K, your own photos) works
@@ -110,14 +110,6 @@ def load_folder(path: str | Path, min_side: int) -> dict[str, torch.Tensor]:
     return images
 
 
-def split_names(names: list[str], heldout_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """A seeded train / held-out split of image names (at least one of each when there are two or more)."""
-    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_heldout = min(max(1, round(heldout_fraction * len(names))), len(names) - 1) if len(names) > 1 else 0
-    shuffled = [sorted(names)[i] for i in order]
-    return sorted(shuffled[n_heldout:]), sorted(shuffled[:n_heldout])
-
-
 def center_crop(image: torch.Tensor, side: int) -> torch.Tensor:
     """The central side x side crop, side rounded down to a multiple of 4 and to the image's size."""
     side = min(side, *image.shape[-2:]) // 4 * 4
@@ -125,26 +117,32 @@ def center_crop(image: torch.Tensor, side: int) -> torch.Tensor:
     return image[:, top:top + side, left:left + side]
 
 
-def training_images(data: str, crop: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """`bundled` or a folder path -> the images to draw training crops from."""
+def training_images(data: str, crop: int) -> dict[str, torch.Tensor]:
+    """`bundled` or a folder path (used whole: evaluate on another folder) -> the images to crop from."""
     if data == "bundled":
         return bundled_training_images()
-    names_images = load_folder(data, crop)
-    train, _ = split_names(list(names_images), 0.1, seed)
-    return {name: names_images[name] for name in train}
+    return load_folder(data, crop)
 
 
-def evaluation_images(data: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """`bundled-heldout` or a folder path -> HR evaluation images (central crops up to 256 px)."""
+def evaluation_images(data: str) -> dict[str, torch.Tensor]:
+    """`bundled-heldout` or a folder path -> HR evaluation images.
+
+    A folder given for evaluation is used whole (it is not split: train on another folder), each image
+    centre-cropped to one common square side, the smallest image's, at most 256 px and divisible by 4, so
+    the set-level measures (SWD, FID) compare equally large images."""
     if data in ("bundled", "bundled-heldout"):
         return bundled_heldout()
-    names_images = load_folder(data, 32)
-    _, heldout = split_names(list(names_images), 0.1, seed)
-    return {name: center_crop(names_images[name], HELDOUT_SIDE) for name in (heldout or list(names_images))}
+    images = load_folder(data, 32)
+    side = min(HELDOUT_SIDE, *(min(image.shape[-2:]) for image in images.values()))
+    return {name: center_crop(image, side) for name, image in images.items()}
 
 
 class RandomCrops:
-    """An endless, seeded stream of (HR, LR) batches of random crops with random flips."""
+    """An endless, seeded stream of (HR, LR) batches of random crops, each in one of its 8 orientations.
+
+    Flips and 90-degree rotations (the dihedral group) multiply eight photographs' worth of texture by
+    eight without inventing pixels: faces and hair have no preferred orientation at the crop's scale.
+    """
 
     def __init__(self, images: dict[str, torch.Tensor], crop: int, batch: int, seed: int = 0):
         if crop % 4:
@@ -161,11 +159,12 @@ class RandomCrops:
         top = torch.randint(image.shape[-2] - self.crop + 1, (1,), generator=g).item()
         left = torch.randint(image.shape[-1] - self.crop + 1, (1,), generator=g).item()
         patch = image[:, top:top + self.crop, left:left + self.crop]
-        if torch.rand(1, generator=g).item() < 0.5:
+        flip_h, flip_v, transpose = (torch.rand(3, generator=g) < 0.5).tolist()
+        if flip_h:
             patch = patch.flip(-1)
-        if torch.rand(1, generator=g).item() < 0.5:
+        if flip_v:
             patch = patch.flip(-2)
-        return patch
+        return patch.transpose(-1, -2) if transpose else patch
 
     def __iter__(self):
         return self

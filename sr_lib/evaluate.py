@@ -1,89 +1,135 @@
-"""Every method on the same held-out images: the distortion table of `python -m sr_lib evaluate`."""
+"""All measuring, in one place: every method of `methods.METHODS` on the same evaluation images.
+
+Per method (and, for the flow, per latent temperature) one row of
+* distortion: PSNR/SSIM on RGB and Y, LR-consistency PSNR (`metrics`);
+* diversity: the per-pixel spread of several samples (0 for a deterministic method);
+* perception without weights: the multi-scale sliced Wasserstein distance (SWD) between the outputs'
+  and the originals' local structure, all samples of all images (`perceptual.swd`);
+* sharpness: the HF-energy ratio (fine detail relative to the original; says nothing of correctness);
+* perception with weights, where their files are cached: LPIPS and FID; otherwise listed as unavailable;
+* cost: parameters, multiply-accumulates per HR pixel and receptive field (measured once per config),
+  inference seconds per output megapixel (`torch.utils.benchmark`);
+* the study's published FID and LPIPS beside the matching row.
+`report.py` renders the result; `python -m sr_lib evaluate` prints it.
+"""
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from .checkpoint import load_model
+from .checkpoint import DEFAULT_CHECKPOINTS
+from .complexity import audit
 from .data import evaluation_images
-from .imaging import degrade, upsample
+from .imaging import degrade
+from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, load_methods, super_resolve
 from .metrics import distortion, diversity
+from .perceptual import fid, fid_patches, hf_energy_ratio, inception_model, lpips_distance, lpips_model, swd
+from .timing import seconds
+from .weights import MissingWeights
 
-TEMPERATURES = (0.0, 0.5, 0.8, 1.0)
-DIVERSITY_SAMPLES = 4
-DEFAULT_CHECKPOINTS = Path(__file__).parent / "checkpoints" / "cpu"
-
-
-def load_methods(checkpoints: str | Path) -> dict:
-    """{'sr': generator, 'srgan': generator, 'flow': flow} for the checkpoints present in the folder."""
-    folder = Path(checkpoints)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint folder {folder} does not exist")
-    methods = {kind: load_model(folder / f"{kind}.pt", kind)[0] for kind in ("sr", "srgan", "flow")
-               if (folder / f"{kind}.pt").exists()}
-    if not methods:
-        raise FileNotFoundError(f"no sr.pt, srgan.pt or flow.pt in {folder}; train them (README) first")
-    return methods
+FID_DIMS = 2048
 
 
-@torch.no_grad()
-def super_resolve(methods: dict, lr: torch.Tensor, temperatures=TEMPERATURES, samples: int = DIVERSITY_SAMPLES,
-                  seed: int = 0) -> list[tuple[str, float | None, torch.Tensor]]:
-    """(method, temperature, outputs) for bicubic, each generator and the flow at each temperature.
-
-    For the flow, outputs stacks `samples` draws (S, N, 3, H, W); the others have S = 1.
-    """
-    results = [("bicubic", None, upsample(lr).clamp(0, 1)[None])]
-    results += [(kind, None, methods[kind](lr).clamp(0, 1)[None]) for kind in ("sr", "srgan") if kind in methods]
-    if "flow" in methods:
-        gen = torch.Generator().manual_seed(seed)
-        for t in temperatures:
-            draws = 1 if t == 0 else samples
-            results.append(("flow", t, torch.stack([methods["flow"].sample(lr, t, generator=gen).clamp(0, 1)
-                                                    for _ in range(draws)])))
-    return results
+def load_perceptual(fid_dims: int = FID_DIMS) -> dict:
+    """{'lpips': model or None, 'fid': model or None, 'fid_dims': .., 'unavailable': {metric: reason}}."""
+    models, unavailable = {}, {}
+    for name, build in (("lpips", lpips_model), ("fid", lambda: inception_model(fid_dims))):
+        try:
+            models[name] = build()
+        except MissingWeights as missing:
+            models[name], unavailable[name] = None, str(missing)
+    return {**models, "fid_dims": fid_dims, "unavailable": unavailable}
 
 
-def collect(methods: dict, images: dict[str, torch.Tensor], temperatures=TEMPERATURES, seed: int = 0):
-    """Run every method on every image once: ([(hr, lr) per image], {(method, T): [outputs per image]})."""
+@lru_cache(maxsize=None)
+def _audit(cfg):
+    return audit(cfg)["models"]  # float64 receptive fields take seconds: once per configuration
+
+
+def cost(name: str, model, lr: torch.Tensor) -> dict:
+    """Parameters, MACs per HR pixel, receptive field and inference seconds per output megapixel."""
+    method = METHODS[name]
+    row = {"params": 0, "macs_per_hr_pixel": None, "receptive_field_px": None}
+    if model is not None:
+        row.update({key: _audit(model.config)[method.network][key]
+                    for key in ("params", "macs_per_hr_pixel", "receptive_field_px")})
+    t = STUDY_TEMPERATURE if method.stochastic else None
+    with torch.no_grad():
+        elapsed = seconds(lambda: method.run(model, lr, t, None))
+    row["seconds_per_megapixel"] = elapsed / (lr.shape[0] * lr.shape[-2] * lr.shape[-1] * 16 / 1e6)
+    return row
+
+
+def run_all(models: dict, images: dict[str, torch.Tensor], temperatures=TEMPERATURES, seed: int = 0):
+    """Every method on every image: ([(hr, lr) per image], {(method, T): [outputs (S, 1, 3, H, W) per image]})."""
     pairs, outputs = [], {}
     for hr in images.values():
         hr = hr[None]
         lr = degrade(hr)
         pairs.append((hr, lr))
-        for method, t, samples in super_resolve(methods, lr, temperatures, seed=seed):
-            outputs.setdefault((method, t), []).append(samples)
+        for name, t, samples in super_resolve(models, lr, temperatures, seed=seed):
+            outputs.setdefault((name, t), []).append(samples)
     return pairs, outputs
 
 
-def distortion_and_diversity(samples: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor) -> dict:
-    """Distortion metrics averaged over a method's samples, and their diversity (0 for one sample)."""
-    per_sample = [distortion(out, hr, lr) for out in samples]
-    row = {key: sum(m[key] for m in per_sample) / len(per_sample) for key in per_sample[0]}
-    row["diversity"] = diversity(samples) if len(samples) > 1 else 0.0
-    return row
+def _mean(values: list[dict]) -> dict:
+    return {key: sum(v[key] for v in values) / len(values) for key in values[0]}
 
 
-def mean_rows(pairs, outputs, measure=distortion_and_diversity) -> list[dict]:
-    """One row per (method, temperature): `measure(samples, hr, lr)` averaged over the images."""
+def measure(pairs, per_image: list[torch.Tensor], perceptual: dict | None) -> dict:
+    """All quality numbers of one (method, T): per-image means of distortion, diversity and sharpness,
+    then the set-level perception measures over all samples of all images."""
     rows = []
-    for (method, t), per_image in outputs.items():
-        values = [measure(samples, hr, lr) for (hr, lr), samples in zip(pairs, per_image)]
-        rows.append({"method": method, "temperature": t,
-                     **{key: sum(v[key] for v in values) / len(values) for key in values[0]}})
-    return rows
+    for (hr, lr), samples in zip(pairs, per_image):
+        row = _mean([distortion(s, hr, lr) for s in samples])
+        row["diversity"] = diversity(samples) if len(samples) > 1 else 0.0
+        row["hf_energy_ratio"] = sum(hf_energy_ratio(s, hr) for s in samples) / len(samples)
+        if perceptual and perceptual["lpips"] is not None:
+            row["lpips"] = sum(lpips_distance(perceptual["lpips"], s, hr) for s in samples) / len(samples)
+        rows.append(row)
+    result = _mean(rows)
+    same_size = len({tuple(hr.shape) for hr, _ in pairs}) == 1
+    if same_size:  # SWD compares sets of equally large images
+        references = torch.cat([hr for hr, _ in pairs])
+        swd_result = swd(torch.cat([s.flatten(0, 1) for s in per_image]), references)
+        result.update({"swd": swd_result["swd"], "swd_levels": swd_result["levels"]})
+    if perceptual and perceptual["fid"] is not None:
+        reference = fid_patches([hr[0] for hr, _ in pairs])
+        generated = fid_patches([s[0, 0] for s in per_image])  # the first sample of each image
+        scores = fid(perceptual["fid"], generated, reference, perceptual["fid_dims"])
+        result.update({"fid" if k == "fid" else f"fid_{k}": v for k, v in scores.items()})
+    return result
 
 
-def evaluate(checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout", seed: int = 0) -> dict:
-    """Mean distortion metrics over the evaluation images; flow rows average over its samples."""
-    images = evaluation_images(data, seed)
-    pairs, outputs = collect(load_methods(checkpoints), images, seed=seed)
-    return {"data": data, "images": list(images), "checkpoints": str(checkpoints), "rows": mean_rows(pairs, outputs)}
+def evaluate(checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",
+             perceptual: dict | None = None, temperatures=TEMPERATURES, seed: int = 0, with_outputs: bool = False):
+    """The result table (a JSON-able dict); with_outputs=True also returns (pairs, outputs) for figures.
+
+    `perceptual` as from `load_perceptual()` (the default); pass {'lpips': None, 'fid': None,
+    'unavailable': {...}} to skip the weight-based measures."""
+    perceptual = perceptual if perceptual is not None else load_perceptual()
+    models = load_methods(checkpoints)
+    images = evaluation_images(data)
+    pairs, outputs = run_all(models, images, temperatures, seed)
+    rows = []
+    for (name, t), per_image in outputs.items():
+        row = {"method": name, "temperature": t, **measure(pairs, per_image, perceptual),
+               **cost(name, models[name], pairs[0][1])}
+        shows_study = METHODS[name].study and (t is None or t == STUDY_TEMPERATURE)
+        row["study"] = METHODS[name].study if shows_study else None
+        rows.append(row)
+    result = {"data": data, "images": list(images), "checkpoints": str(checkpoints),
+              "unavailable": perceptual["unavailable"],
+              "fid_protocol": {"dims": perceptual.get("fid_dims", FID_DIMS), "patch": 64, "stride": 32},
+              "rows": rows}
+    return (result, pairs, outputs) if with_outputs else result
 
 
 def format_table(result: dict) -> str:
-    columns = ("psnr", "ssim", "psnr_y", "ssim_y", "lr_psnr", "diversity")
-    lines = [f"{'method':<10}{'T':>5}" + "".join(f"{c:>10}" for c in columns)]
+    columns = ("psnr", "ssim", "psnr_y", "lr_psnr", "diversity", "swd", "hf_energy_ratio")
+    lines = [f"{'method':<12}{'T':>5}" + "".join(f"{c:>16}" for c in columns)]
     for row in result["rows"]:
         t = "-" if row["temperature"] is None else f"{row['temperature']:.1f}"
-        lines.append(f"{row['method']:<10}{t:>5}" + "".join(f"{row[c]:>10.4f}" for c in columns))
+        lines.append(f"{row['method']:<12}{t:>5}" + "".join(
+            f"{row[c]:>16.4f}" if c in row else f"{'n/a':>16}" for c in columns))
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """Numerical invertibility of the conditional flow: round trip, log-det bookkeeping, autograd check.
 
-An untrained flow is the identity in every coupling (zero-initialised last layers), which would make any
-round trip trivially exact. `randomize_couplings` re-draws those last layers as training would leave
-them, so the check exercises real scales and shifts; a trained checkpoint is checked as it is.
+An untrained flow is the identity in every coupling and injector (zero-initialised output layers), which
+would make any round trip trivially exact. `randomize_couplings` re-draws those output layers as training
+would leave them, so the check exercises real scales and shifts; a trained checkpoint is checked as it is.
 """
 import torch
 
@@ -16,23 +16,26 @@ FLOAT32_BOUND = 5e-5
 FLOAT64_BOUND = 1e-12
 
 
+def _output_layers(flow: ConditionalFlow) -> list[torch.nn.Conv2d]:
+    return [layer for step in flow.steps for layer in (step.injector.out, step.coupling.out)]
+
+
 def randomize_couplings(flow: ConditionalFlow, weight_std: float = 0.02, seed: int = 0) -> ConditionalFlow:
-    """Draw the couplings' zero-initialised output convs at random, in place; returns the flow."""
+    """Draw the zero-initialised output convs of every coupling and injector at random, in place."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for coupling in flow.couplings:
-            last = coupling.rest[-1]
+        for last in _output_layers(flow):
             last.weight.copy_(weight_std * torch.randn(last.weight.shape, generator=gen))
             last.bias.copy_(weight_std * torch.randn(last.bias.shape, generator=gen))
     return flow
 
 
 def scale_coupling_outputs(flow: ConditionalFlow, factor: float) -> ConditionalFlow:
-    """Multiply the couplings' output convs by `factor`, in place: weights growing as in a long training."""
+    """Multiply the output convs by `factor`, in place: weights growing as in a long training."""
     with torch.no_grad():
-        for coupling in flow.couplings:
-            coupling.rest[-1].weight.mul_(factor)
-            coupling.rest[-1].bias.mul_(factor)
+        for last in _output_layers(flow):
+            last.weight.mul_(factor)
+            last.bias.mul_(factor)
     return flow
 
 
@@ -77,7 +80,7 @@ def check(cfg: Config, size: int, dtype: torch.dtype, flow: ConditionalFlow | No
     hr, lr = random_pair(size, dtype, seed)
     result = {"config": cfg.name, "size": size, "dtype": str(dtype).replace("torch.", ""), **roundtrip(flow, hr, lr)}
     result["roundtrip_error_per_depth"] = [roundtrip(flow, hr, lr, depth=d)["max_abs_roundtrip_error"]
-                                           for d in range(1, len(flow.couplings) + 1)]
+                                           for d in range(1, len(flow.steps) + 1)]
     result["max_abs_logdet_error_vs_autograd"] = (
         logdet_error_vs_autograd(flow, hr, lr) if size <= AUTOGRAD_MAX_SIDE else None)
     return result

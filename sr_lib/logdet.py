@@ -6,7 +6,7 @@ Brute force builds the full D x D Jacobian with autograd (D backward passes) and
 import torch
 
 from .models import AffineCoupling
-from .timing import best_time
+from .timing import seconds
 
 
 def dense_jacobian(fn, x: torch.Tensor) -> torch.Tensor:
@@ -19,7 +19,7 @@ def brute_force_logdet(fn, x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.slogdet(dense_jacobian(fn, x))[1]
 
 
-def compare_logdet_cost(coupling: AffineCoupling, cond_channels: int, sides: list[int], repeats: int = 3) -> list[dict]:
+def compare_logdet_cost(coupling: AffineCoupling, cond_channels: int, sides: list[int]) -> list[dict]:
     """For each spatial side: dimension D, seconds for brute force and for sum(s), their ratio, agreement."""
     rows = []
     coupling = coupling.double().eval()
@@ -33,9 +33,9 @@ def compare_logdet_cost(coupling: AffineCoupling, cond_channels: int, sides: lis
         with torch.no_grad():
             structured = coupling(x, cond)[1].item()
         brute = brute_force_logdet(forward, x).item()
-        t_brute = best_time(lambda: brute_force_logdet(forward, x), repeats)
+        t_brute = seconds(lambda: brute_force_logdet(forward, x))
         with torch.no_grad():
-            t_structured = best_time(lambda: coupling(x, cond), repeats)
+            t_structured = seconds(lambda: coupling(x, cond))
         rows.append({"side": side, "dim": x.numel(), "brute_force_s": t_brute, "structured_s": t_structured,
                      "speed_ratio": t_brute / t_structured, "abs_difference": abs(brute - structured)})
     return rows

@@ -1,18 +1,16 @@
-"""Perceptual metrics: LPIPS (lpips package, AlexNet) and FID (pytorch-fid, Inception), plus a weight-free
-sharpness measure.
+"""Perceptual metrics: LPIPS (lpips package, AlexNet) and FID (pytorch-fid, Inception); the multi-scale
+sliced Wasserstein distance (SWD), which needs no trained weights; and a sharpness measure.
 
 The backbones' ImageNet weights come only from torch hub's cache (see `sr_lib.weights`); the cache is
-checked before a network is built, so nothing reaches for the internet. `random_backbone=True` builds the
-same code path with random backbone weights: for tests of the plumbing only, never a real score.
+checked before a network is built, so nothing reaches for the internet.
 
 FID on a handful of images: the distance compares two *distributions* of Inception features, so we draw
 many overlapping patches per image (`fid_patches`: 64x64 px every 32 px, 49 per 256x256 image). With
 fewer samples than feature dimensions the covariance is singular and the value is biased; the result says
 how many samples it used and warns. Smaller feature sizes (64, 192, 768) are available and labelled.
 """
+import math
 import warnings
-from contextlib import contextmanager
-from unittest import mock
 
 import numpy as np
 import torch
@@ -26,14 +24,13 @@ FID_PATCH, FID_STRIDE = 64, 32
 
 
 # ---------------------------------------------------------------- LPIPS
-def lpips_model(random_backbone: bool = False) -> torch.nn.Module:
-    """LPIPS with the AlexNet trunk and the package's linear heads, as the seed and SRFlow use it."""
+def lpips_model() -> torch.nn.Module:
+    """LPIPS with the AlexNet trunk and the package's linear heads, as the study and SRFlow use it."""
+    weight_path("alexnet")  # MissingWeights (with file and folder) before torchvision tries to download
     import lpips
-    if not random_backbone:
-        weight_path("alexnet")  # MissingWeights (with file and folder) before torchvision tries to download
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=` argument
         warnings.simplefilter("ignore", UserWarning)
-        return lpips.LPIPS(net="alex", pnet_rand=random_backbone, verbose=False).eval()
+        return lpips.LPIPS(net="alex", verbose=False).eval()
 
 
 @torch.no_grad()
@@ -45,27 +42,13 @@ def lpips_distance(model: torch.nn.Module, output: torch.Tensor, target: torch.T
 
 
 # ---------------------------------------------------------------- FID
-@contextmanager
-def _random_inception_weights():
-    """While active, pytorch-fid builds its Inception without loading (or downloading) any weights."""
-    import torchvision
-    with mock.patch("pytorch_fid.inception.load_state_dict_from_url", return_value=None), \
-            mock.patch.object(torchvision.models.Inception3, "load_state_dict", lambda self, *a, **k: None):
-        yield
-
-
-def inception_model(dims: int = 2048, random_backbone: bool = False) -> torch.nn.Module:
+def inception_model(dims: int = 2048) -> torch.nn.Module:
     """pytorch-fid's InceptionV3 returning `dims`-dimensional features (2048 = pool3, the standard FID)."""
-    from pytorch_fid.inception import InceptionV3
     if dims not in FID_DIMS:
         raise ValueError(f"FID feature size must be one of {FID_DIMS}, got {dims}")
-    block = [InceptionV3.BLOCK_INDEX_BY_DIM[dims]]
-    if random_backbone:
-        torch.manual_seed(0)
-        with _random_inception_weights():
-            return InceptionV3(block).eval()
-    weight_path("inception")
-    return InceptionV3(block).eval()
+    weight_path("inception")  # before importing pytorch-fid: nothing is loaded without its weights
+    from pytorch_fid.inception import InceptionV3
+    return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]]).eval()
 
 
 @torch.no_grad()
@@ -104,6 +87,80 @@ def fid(model: torch.nn.Module, outputs: torch.Tensor, targets: torch.Tensor, di
         result["warning"] = f"{n} samples < {dims} feature dimensions: covariance singular, FID biased upwards"
         warnings.warn(result["warning"], stacklevel=2)
     return result
+
+
+# ---------------------------------------------------------------- perception without weights: SWD
+SWD_PATCH = 7  # descriptor: a 7x7 neighbourhood of all three channels (147 numbers)
+SWD_MIN_SIDE = 16  # the coarsest pyramid level
+SWD_GRID = 45  # neighbourhoods per image and level: at most 45 x 45, on an evenly spaced grid
+SWD_PROJECTIONS = 512  # random unit directions, seeded
+_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """5x5 binomial blur per channel (the pyramid filter of Burt and Adelson), reflected borders."""
+    kernel = (_BINOMIAL[:, None] * _BINOMIAL[None, :]).to(x)[None, None].repeat(x.shape[1], 1, 1, 1)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect"), kernel,
+                                      groups=x.shape[1])
+
+
+def laplacian_pyramid(images: torch.Tensor, min_side: int = SWD_MIN_SIDE) -> list[torch.Tensor]:
+    """Band-pass levels, finest first: each is an image minus its blurred, halved and re-expanded self;
+    the last level is the remaining low-pass image (at least `min_side` px)."""
+    levels, current = [], images
+    while min(current.shape[-2:]) // 2 >= min_side:
+        smaller = _blur(current)[..., ::2, ::2]
+        expanded = torch.zeros_like(current)
+        expanded[..., ::2, ::2] = 4 * smaller  # zero-insertion, then the same filter: its inverse step
+        levels.append(current - _blur(expanded))
+        current = smaller
+    return levels + [current]
+
+
+def _descriptors(level: torch.Tensor) -> torch.Tensor:
+    """The 7x7x3 neighbourhoods of a (N, 3, H, W) level on an even grid of at most SWD_GRID^2 per image,
+    as (count, 49, 3): the same multiset whatever the order of the images."""
+    strides = [max(1, math.ceil((side - SWD_PATCH + 1) / SWD_GRID)) for side in level.shape[-2:]]
+    windows = level.unfold(2, SWD_PATCH, strides[0]).unfold(3, SWD_PATCH, strides[1])  # N, 3, h, w, 7, 7
+    return windows.permute(0, 2, 3, 4, 5, 1).reshape(-1, SWD_PATCH * SWD_PATCH, level.shape[1])
+
+
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: torch.Tensor) -> float:
+    """Mean over the unit `directions` (K, D) of the 1-D Wasserstein-1 distance between the empirical
+    distributions of the projected point sets a (N, D) and b (M, D).
+
+    In 1-D, W1 is the mean gap between the two quantile functions; they are compared at max(N, M) evenly
+    spaced levels, which is exact when one set size divides the other (e.g. 4 samples per reference)."""
+    pa, pb = ((x @ directions.T).sort(0).values for x in (a, b))
+    levels = (torch.arange(max(len(pa), len(pb)), dtype=torch.float64) + 0.5) / max(len(pa), len(pb))
+    qa, qb = (p[(levels * len(p)).long()] for p in (pa, pb))
+    return (qa - qb).abs().mean().item()
+
+
+def swd(outputs: torch.Tensor, references: torch.Tensor, projections: int = SWD_PROJECTIONS, seed: int = 0) -> dict:
+    """Multi-scale sliced Wasserstein distance (Karras et al. 2018, sec. 5 and appendix D) between two
+    image sets (N, 3, H, W) in [0, 1]; lower = the outputs' local structure is distributed like the
+    references', at every scale. Needs no trained weights.
+
+    Per Laplacian-pyramid level: 7x7 neighbourhoods of all three channels on an even grid (at most
+    45 x 45 per image), every channel normalised by the *references'* mean and std at that level
+    (ProGAN normalises each set by its own, which would hide the missing energy of a blurred level),
+    then the sliced Wasserstein distance over `projections` seeded random directions. Returns {'swd':
+    mean over levels, 'levels': per level, finest first}, x 1e3 as in the paper.
+    """
+    check_images(outputs, "outputs")
+    check_images(references, "references")
+    gen = torch.Generator().manual_seed(seed)
+    per_level = []
+    for out_level, ref_level in zip(laplacian_pyramid(outputs.double().clamp(0, 1)),
+                                    laplacian_pyramid(references.double())):
+        out, ref = _descriptors(out_level), _descriptors(ref_level)
+        mean, std = ref.mean(dim=(0, 1)), ref.std(dim=(0, 1)).clamp_min(1e-8)
+        out, ref = ((x - mean) / std for x in (out, ref))
+        directions = torch.randn(projections, ref[0].numel(), generator=gen, dtype=torch.float64)
+        directions = directions / directions.norm(dim=1, keepdim=True)
+        per_level.append(1e3 * sliced_wasserstein(out.flatten(1), ref.flatten(1), directions))
+    return {"swd": sum(per_level) / len(per_level), "levels": per_level}
 
 
 # ---------------------------------------------------------------- sharpness without weights

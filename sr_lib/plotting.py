@@ -1,4 +1,5 @@
-"""Figures shared by the notebooks and the headless report: image rows with zoomed crops, loss curves.
+"""Figures shared by the notebooks and the report: image rows with zoomed crops, loss curves, the
+perception-distortion plane and the side-by-side comparison.
 
 Images are shown at integer zoom with nearest-neighbour interpolation so pixels stay visible, on a
 neutral grey background that reads in light and dark themes.
@@ -88,3 +89,47 @@ def plot_history(history: list[dict], keys: list[str], ax=None, smooth: int = 25
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return ax
+
+
+def perception_distortion_figure(result: dict):
+    """PSNR against the perception measures of an evaluation result: SWD always (weight-free), LPIPS
+    beside it where its weights were available; every method a point, the flow a curve over T."""
+    from .methods import METHODS
+    measures = [("swd", "SWD x 1e3 (lower = more natural local statistics)")]
+    if "lpips" not in result["unavailable"]:
+        measures.append(("lpips", "LPIPS (lower = closer to the original, perceptually)"))
+    fig, axes = plt.subplots(1, len(measures), figsize=(6.4 * len(measures), 4.6), squeeze=False)
+    for ax, (key, ylabel) in zip(axes[0], measures):
+        for i, (name, method) in enumerate(METHODS.items()):
+            rows = [r for r in result["rows"] if r["method"] == name and key in r]
+            if not rows:
+                continue
+            if method.stochastic:
+                ax.plot([r["psnr"] for r in rows], [r[key] for r in rows], "o-", color=f"C{i}",
+                        label=f"{method.label}, T = {rows[0]['temperature']:g} ... {rows[-1]['temperature']:g}")
+                for r in rows:
+                    ax.annotate(f"T={r['temperature']:g}", (r["psnr"], r[key]), textcoords="offset points",
+                                xytext=(4, 4), fontsize=8)
+            else:
+                ax.plot(rows[0]["psnr"], rows[0][key], "s", ms=9, color=f"C{i}", label=method.label)
+        ax.set_xlabel("PSNR (dB)  → less distortion")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"perception-distortion: {key.upper()}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(names: list[str], pairs, outputs, boxes: dict | None = None):
+    """Original and every method's output (the flow at `methods.SHOWN_TEMPERATURES`) per image, first
+    sample, with a zoomed crop where `boxes` names one."""
+    from .methods import SHOWN_TEMPERATURES, label
+    rows = {}
+    for index, name in enumerate(names):
+        row = {"original": pairs[index][0][0]}
+        for (method, t), per_image in outputs.items():
+            if t is None or t in SHOWN_TEMPERATURES:
+                row[label(method, t)] = per_image[index][0, 0]
+        rows[name] = row
+    return image_rows(rows, boxes=boxes)

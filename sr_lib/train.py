@@ -1,24 +1,28 @@
-"""One readable training loop per method: SR (pixel loss), SRGAN (adversarial), flow (maximum likelihood).
+"""One readable training loop per objective: pixel loss (SR), adversarial (SRGAN), maximum likelihood (flow).
 
-Shared by all three: Adam with the learning rate halved at 50% and 75% of the steps, seeded, `tqdm.auto` progress with the running loss, a loss history in the
-checkpoint and as JSON beside it, atomic checkpoints every `save_every` steps and at the end, resumable
-(`resume=True` continues from the checkpoint in `out`, data stream included).
+Which method uses which loop, and its defaults, is in `methods.METHODS`. Shared by all three (`_Run`):
+Adam with the learning rate halved at 50% and 75% of the steps, seeded crops in all 8 orientations,
+`tqdm.auto` progress, a loss history in the checkpoint and as JSON beside it, atomic checkpoints every
+`save_every` steps and at the end, exact resume (`resume=True`, data stream included), and a guard: a
+step whose loss or gradient is not finite is skipped without touching the weights, and 10 in a row stop
+the run, leaving the last good checkpoint as it was.
 
 Loss choices:
-* SR: L1 between output and HR.
-* SRGAN: starts from the SR checkpoint; generator loss = content + `adv_weight` * BCE(D(G(lr)), real).
-  The content term is the L1 pixel loss, or SRGAN's VGG19 loss (MSE of relu5_4 features, scaled by
-  1/12.75^2 = 0.006 as in the SRGAN paper) when `content='vgg'` and the ImageNet VGG19 weights are in
-  torch hub's cache. Offline the L1 content loss is used, with a larger
-  adversarial weight (5e-3) because L1 is larger than the VGG term.
-* Flow: negative log-likelihood in bits per dimension of the uniformly dequantized HR image; gradients
-  clipped to norm `clip`; a non-finite loss skips the step (and stops after 10 in a row, leaving the last
-  good checkpoint untouched).
+* pixel: L1 between output and HR. Its optimum is the per-pixel conditional *median* of the HR image
+  given the LR one (L2's would be the mean): still one smooth compromise wherever the input is ambiguous.
+* adversarial (ESRGAN's recipe at our scale): starts from the SR generator; generator loss = content +
+  `adv_weight` * relativistic average GAN loss (the generator is rewarded when its crops look more real
+  than the average real crop, the discriminator when it ranks real above fake). The content term is L1,
+  or SRGAN's VGG19 loss when `content='vgg'` and its ImageNet weights are cached (offline: L1, with a
+  note). The discriminator is frozen during the generator's update. The evaluated generator is an
+  exponential moving average of the trained one (decay `ema_decay`): it averages out the step-to-step
+  swings of the two-player game, which otherwise show up as colour speckle.
+* likelihood: negative log-likelihood in bits per dimension of the uniformly dequantized HR image. The
+  flow's base, the pixel-loss generator it `starts_from`, stays frozen (see `models.ConditionalFlow`).
 """
+import copy
 import json
-import math
-import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -28,28 +32,50 @@ from tqdm.auto import tqdm
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import Config
 from .data import RandomCrops, training_images
-from .models import ConditionalFlow, Discriminator, Generator
+from .files import atomic_write
+from .methods import METHODS
+from .models import build
 from .weights import MissingWeights, weight_path
 
 MAX_BAD_STEPS = 10
+# The discriminator learns at 4x the generator's rate (the two time-scale update rule of Heusel et al.
+# 2017, as SAGAN): a spectrally normalised D that learns at the generator's pace lets the generator win
+# with artefacts (speckle, a 2 px grid) that D has not yet learnt to reject.
+LR_RATIO = {"discriminator": 4.0}
 
 
 @dataclass
 class TrainSettings:
-    kind: str  # 'sr', 'srgan' or 'flow'
+    method: str  # a trainable entry of methods.METHODS
     cfg: Config
     out: Path
     steps: int
     data: str = "bundled"
-    lr: float = 2e-4
+    learning_rate: float | None = None  # None: the method's default (also for adv_weight and clip)
+    adv_weight: float | None = None
+    clip: float | None = None
     seed: int = 0
-    resume: bool = False
+    resume: bool = False  # continue from <out>/<method>.pt
+    overwrite: bool = False  # start again although <out>/<method>.pt exists
     save_every: int = 200
-    clip: float = 10.0  # flow: gradient norm clip
-    content: str = "l1"  # srgan: 'l1' or 'vgg'
-    adv_weight: float = 5e-3  # srgan
+    content: str = "l1"  # adversarial: 'l1' or 'vgg'
+    ema_decay: float = 0.999  # adversarial: the evaluated generator's moving average
     show_progress: bool = True
     device: str = "cpu"
+
+    def __post_init__(self):
+        method = METHODS.get(self.method)
+        if method is None or method.objective is None:
+            raise ValueError(f"unknown method {self.method!r}; choose one of "
+                             f"{[name for name, m in METHODS.items() if m.objective]}")
+        for key in ("learning_rate", "adv_weight", "clip"):
+            if getattr(self, key) is None:
+                setattr(self, key, getattr(method, key))
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not (self.learning_rate and 0 < self.learning_rate < 1):
+            raise ValueError(f"learning rate must be in (0, 1), got {self.learning_rate}")
+        self.out = Path(self.out)
 
 
 def learning_rate(base: float, step: int, steps: int) -> float:
@@ -58,41 +84,63 @@ def learning_rate(base: float, step: int, steps: int) -> float:
     return base * (0.5 if step >= steps // 2 else 1.0) * (0.5 if step >= 3 * steps // 4 else 1.0)
 
 
-def checkpoint_path(out: Path, kind: str) -> Path:
-    return Path(out) / f"{kind}.pt"
+def checkpoint_path(out: Path, method: str) -> Path:
+    return Path(out) / f"{method}.pt"
 
 
-def _write_history(settings: TrainSettings, history: list[dict]) -> None:
-    path = checkpoint_path(settings.out, settings.kind).with_suffix(".history.json")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(history))
-    os.replace(tmp, path)
+def guarded_step(optimizer, loss: torch.Tensor, parameters, clip: float | None) -> float | None:
+    """Backward and update, returning the gradient norm; None, and no update, if loss or gradient is not finite."""
+    if not torch.isfinite(loss):
+        return None
+    optimizer.zero_grad()
+    loss.backward()
+    parameters = [p for p in parameters if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(parameters, clip if clip else float("inf"))
+    if not torch.isfinite(norm):
+        optimizer.zero_grad()
+        return None
+    optimizer.step()
+    return norm.item()
 
 
 class _Run:
-    """What every loop shares: data stream, optimizers, resume, progress, history and saving."""
+    """What every loop shares: data stream, optimizers, resume, the step counter, guard, history, saving.
 
-    def __init__(self, settings: TrainSettings, modules: dict[str, torch.nn.Module]):
-        if settings.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {settings.steps}")
-        self.settings, self.modules = settings, {name: m.to(settings.device) for name, m in modules.items()}
-        self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=settings.lr, betas=(0.9, 0.999))
-                           for name, m in modules.items()}
+    `trained` networks get an Adam optimizer each; `kept` ones are saved and restored only (the EMA).
+    The network saved as 'model' is the one the method evaluates with.
+    """
+
+    def __init__(self, settings: TrainSettings, trained: dict, kept: dict | None = None):
+        self.settings = settings
+        self.trained = {name: m.to(settings.device) for name, m in trained.items()}
+        self.kept = {name: m.to(settings.device) for name, m in (kept or {}).items()}
+        self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=settings.learning_rate)
+                           for name, m in self.trained.items()}
         cfg = settings.cfg
-        self.stream = RandomCrops(training_images(settings.data, cfg.crop, settings.seed), cfg.crop, cfg.batch,
+        self.stream = RandomCrops(training_images(settings.data, cfg.crop), cfg.crop, cfg.batch,
                                   settings.seed)
-        self.step, self.history = 0, []
-        self.path = checkpoint_path(settings.out, settings.kind)
-        if settings.resume and self.path.exists():
-            self._restore(load_checkpoint(self.path, settings.kind, cfg))
+        self.step, self.history = 0, []  # step: how many updates are done
+        self.path = checkpoint_path(settings.out, settings.method)
+        if settings.resume:
+            self._restore(load_checkpoint(self.path, settings.method, cfg))
+        elif self.path.exists() and not settings.overwrite:
+            raise FileExistsError(f"{self.path} exists: pass --resume to continue it or --overwrite to start again")
+
+    def _modules(self) -> dict:
+        return {**self.trained, **self.kept}
 
     def _restore(self, payload: dict) -> None:
         if payload.get("slim"):
             raise ValueError(f"{self.path} is a slim, evaluation-only checkpoint: it cannot resume training")
-        self.modules["model"].load_state_dict(payload["model"])
-        for name, module in self.modules.items():
-            if name != "model":
-                module.load_state_dict(payload[name])
+        if payload["step"] >= self.settings.steps:
+            raise ValueError(f"{self.path} is at step {payload['step']}, not before --steps {self.settings.steps}: "
+                             "nothing to train; raise --steps to continue")
+        for key, value in payload.get("settings", {}).items():
+            if key in ("data", "learning_rate", "adv_weight", "clip", "content") and value != getattr(self.settings, key):
+                print(f"note: resuming with {key} {getattr(self.settings, key)!r}; "
+                      f"the checkpoint's first {payload['step']} steps used {value!r}")
+        for name, module in self._modules().items():
+            module.load_state_dict(payload[name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(payload[f"{name}_optimizer"])
         self.stream.set_state(payload["data_state"])
@@ -100,48 +148,63 @@ class _Run:
         self.step, self.history = payload["step"], payload["history"]
 
     def save(self) -> None:
-        extra = {name: m.state_dict() for name, m in self.modules.items() if name != "model"}
+        modules = self._modules()
+        extra = {name: m.state_dict() for name, m in modules.items() if name != "model"}
         extra.update({f"{name}_optimizer": opt.state_dict() for name, opt in self.optimizers.items()})
-        save_checkpoint(self.path, self.settings.kind, self.settings.cfg, self.step, self.modules["model"],
-                        data_state=self.stream.state(), rng_state=torch.get_rng_state(), history=self.history, **extra,
-                        settings={"data": self.settings.data, "lr": self.settings.lr, "seed": self.settings.seed,
-                                  "content": self.settings.content, "adv_weight": self.settings.adv_weight})
-        _write_history(self.settings, self.history)
+        settings = {k: v for k, v in asdict(self.settings).items() if k in
+                    ("data", "learning_rate", "adv_weight", "clip", "seed", "content", "ema_decay")}
+        save_checkpoint(self.path, self.settings.method, METHODS[self.settings.method].network, self.settings.cfg,
+                        self.step, modules["model"], data_state=self.stream.state(), rng_state=torch.get_rng_state(),
+                        history=self.history, settings=settings, **extra)
+        text = json.dumps(self.history)
+        atomic_write(self.path.with_suffix(".history.json"), lambda tmp: tmp.write_text(text))
 
-    def batches(self):
-        """(step, hr, lr) until `steps`, with a progress bar; saves periodically and at the end."""
-        for m in self.modules.values():
+    def fit(self, update) -> Path:
+        """Call update(hr, lr) -> losses (or None: skipped) until `steps` updates are done; save as we go."""
+        for m in self.trained.values():
             m.train()
-        bar = tqdm(range(self.step, self.settings.steps), desc=f"train {self.settings.kind}",
-                   disable=not self.settings.show_progress, initial=self.step, total=self.settings.steps)
-        for i in bar:
-            for opt in self.optimizers.values():
+        for m in self.kept.values():
+            m.eval()
+        steps, bad_in_a_row = self.settings.steps, 0
+        bar = tqdm(total=steps, initial=self.step, desc=f"train {self.settings.method}",
+                   disable=not self.settings.show_progress)
+        while self.step < steps:
+            for name, opt in self.optimizers.items():
                 for group in opt.param_groups:
-                    group["lr"] = learning_rate(self.settings.lr, i, self.settings.steps)
-            hr, lr = next(self.stream)
-            yield hr.to(self.settings.device), lr.to(self.settings.device)
-            self.step = i + 1
-            if self.history:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in self.history[-1].items() if k != "step"})
-            if self.step % self.settings.save_every == 0 or self.step == self.settings.steps:
+                    group["lr"] = learning_rate(self.settings.learning_rate, self.step, steps) * LR_RATIO.get(name, 1.0)
+            hr, lr = (t.to(self.settings.device) for t in next(self.stream))
+            losses = update(hr, lr)
+            self.step += 1  # this batch is used up, whether or not it updated the weights
+            bar.update()
+            if losses is None:
+                bad_in_a_row += 1
+                print(f"step {self.step}: non-finite loss or gradient, update skipped ({bad_in_a_row} in a row)")
+                if bad_in_a_row >= MAX_BAD_STEPS:
+                    raise RuntimeError(f"{MAX_BAD_STEPS} non-finite losses in a row: training stopped; {self.path} "
+                                       "holds the last checkpoint saved before. Lower --lr.")
+                continue
+            bad_in_a_row = 0
+            self.history.append({"step": self.step, **losses})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+            if self.step % self.settings.save_every == 0 or self.step == steps:
                 self.save()
+        bar.close()
+        return self.path
 
-    def log(self, **losses: float) -> None:
-        self.history.append({"step": self.step + 1, **losses})
 
-
-def train_sr(settings: TrainSettings) -> Path:
-    gen = Generator(settings.cfg)
+# ---------------------------------------------------------------- pixel loss (SR)
+def train_pixel(settings: TrainSettings) -> Path:
+    gen = build("generator", settings.cfg)
     run = _Run(settings, {"model": gen})
-    for hr, lr in run.batches():
+
+    def update(hr, lr):
         loss = F.l1_loss(gen(lr), hr)
-        run.optimizers["model"].zero_grad()
-        loss.backward()
-        run.optimizers["model"].step()
-        run.log(l1=loss.item())
-    return run.path
+        grad_norm = guarded_step(run.optimizers["model"], loss, gen.parameters(), settings.clip)
+        return None if grad_norm is None else {"l1": loss.item(), "grad_norm": grad_norm}
+    return run.fit(update)
 
 
+# ---------------------------------------------------------------- adversarial (SRGAN)
 class VGGContent(torch.nn.Module):
     """MSE between VGG19 relu5_4 features of output and target (SRGAN's content loss), frozen."""
 
@@ -157,7 +220,7 @@ class VGGContent(torch.nn.Module):
     def forward(self, output, target):
         def feats(x):
             return self.features((x - self.mean) / self.std)
-        return 0.006 * F.mse_loss(feats(output), feats(target))
+        return 0.006 * F.mse_loss(feats(output), feats(target))  # SRGAN's 1/12.75^2 scaling
 
 
 def content_loss(choice: str):
@@ -172,93 +235,95 @@ def content_loss(choice: str):
     return F.l1_loss, "l1"
 
 
-def train_srgan(settings: TrainSettings) -> Path:
-    sr_path = checkpoint_path(settings.out, "sr")
-    if not sr_path.exists():
-        raise FileNotFoundError(f"SRGAN starts from the SR generator: train it first ({sr_path} is missing)")
-    gen, sr_payload = load_model(sr_path, "sr")
-    if config_of(sr_payload) != settings.cfg:
-        raise ValueError(f"{sr_path} was trained with another config than {settings.cfg.name!r}")
-    disc = Discriminator(settings.cfg)
-    content, used = content_loss(settings.content)
-    if used == "vgg":
-        content = content.to(settings.device)
-    settings.content = used
-    run = _Run(settings, {"model": gen, "discriminator": disc})
-    for hr, lr in run.batches():
-        run.log(**srgan_step(gen, disc, run.optimizers["model"], run.optimizers["discriminator"], hr, lr, content,
-                             settings.adv_weight))
-    return run.path
-
-
-def srgan_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float) -> dict:
-    """One discriminator update (real -> 1, fake -> 0), then one generator update (content + fool D)."""
+def relativistic_loss(a_logit: torch.Tensor, b_logit: torch.Tensor) -> torch.Tensor:
+    """Relativistic average GAN loss (ESRGAN): 'each a is more real than the average b, and each b less
+    real than the average a'. The discriminator minimises it with a = real, the generator with a = fake."""
     bce = F.binary_cross_entropy_with_logits
+    return (bce(a_logit - b_logit.mean(), torch.ones_like(a_logit))
+            + bce(b_logit - a_logit.mean(), torch.zeros_like(b_logit))) / 2
+
+
+def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float, clip: float | None) -> dict | None:
+    """One generator update (content + fool D, D frozen), then one discriminator update (real above fake)."""
     fake = gen(lr)
-    real_logit, fake_logit = disc(hr), disc(fake.detach())
-    d_loss = bce(real_logit, torch.ones_like(real_logit)) + bce(fake_logit, torch.zeros_like(fake_logit))
-    opt_d.zero_grad()
-    d_loss.backward()
-    opt_d.step()
-    fooled = disc(fake)
-    adversarial = bce(fooled, torch.ones_like(fooled))
+    real_logit = disc(hr)  # D is unchanged until its own update below: computed once for both
+    disc.requires_grad_(False)
+    fake_logit = disc(fake)
     g_content = content(fake, hr)
-    opt_g.zero_grad()
-    (g_content + adv_weight * adversarial).backward()
-    opt_g.step()
-    return {"content": g_content.item(), "adversarial": adversarial.item(), "d_loss": d_loss.item(),
-            "d_real": torch.sigmoid(real_logit).mean().item(), "d_fake": torch.sigmoid(fake_logit).mean().item()}
-
-
-def bits_per_dim(flow: ConditionalFlow, hr: torch.Tensor, lr: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
-    """-log2 p(hr | lr) per dimension, for 8-bit images in [0, 1] with uniform dequantization noise.
-
-    The discrete likelihood of 256 levels is bounded below by the continuous density of
-    x = (255 hr + u) / 256, u ~ U(0, 1), times the bin volume 256^-D.
-    """
-    x = (255.0 * hr + torch.rand_like(hr)) / 256.0 if dequantize else hr
-    z, logdet = flow(x, lr)
-    dims = hr[0].numel()
-    log_pz = -0.5 * (z.square() + math.log(2 * math.pi)).flatten(1).sum(1)
-    return (-(log_pz + logdet) / dims + math.log(256.0)) / math.log(2.0)
-
-
-def train_flow(settings: TrainSettings) -> Path:
-    flow = ConditionalFlow(settings.cfg)
-    run = _Run(settings, {"model": flow})
-    bad_in_a_row = 0
-    for hr, lr in run.batches():
-        losses = flow_step(flow, run.optimizers["model"], hr, lr, settings.clip)
-        if losses is None:
-            bad_in_a_row += 1
-            print(f"step {run.step + 1}: non-finite loss, step skipped ({bad_in_a_row} in a row)")
-            if bad_in_a_row >= MAX_BAD_STEPS:
-                raise RuntimeError(f"{MAX_BAD_STEPS} non-finite losses in a row: training stopped; skipped steps "
-                                   f"never update the weights, so {run.path} holds the last finite ones. "
-                                   "Lower --lr or the scale clamp.")
-            continue
-        bad_in_a_row = 0
-        run.log(**losses)
-    return run.path
-
-
-def flow_step(flow, optimizer, hr, lr, clip: float) -> dict | None:
-    """One maximum-likelihood update with gradient clipping; None (and no update) if the loss is not finite."""
-    loss = bits_per_dim(flow, hr, lr).mean()
-    if not torch.isfinite(loss):
+    adversarial = relativistic_loss(fake_logit, real_logit.detach())
+    g_norm = guarded_step(opt_g, g_content + adv_weight * adversarial, gen.parameters(), clip)
+    disc.requires_grad_(True)
+    if g_norm is None:
         return None
-    optimizer.zero_grad()
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(flow.parameters(), clip)
-    optimizer.step()
-    return {"bpd": loss.item(), "grad_norm": grad_norm.item()}
+    fake_logit = disc(fake.detach())
+    d_loss = relativistic_loss(real_logit, fake_logit)
+    if guarded_step(opt_d, d_loss, disc.parameters(), clip) is None:
+        return None
+    with torch.no_grad():  # D's relativistic verdicts: P(real crop more real than the average fake) and v.v.
+        d_real = torch.sigmoid(real_logit - fake_logit.mean()).mean().item()
+        d_fake = torch.sigmoid(fake_logit - real_logit.mean()).mean().item()
+    return {"content": g_content.item(), "adversarial": adversarial.item(), "d_loss": d_loss.item(),
+            "d_real": d_real, "d_fake": d_fake}
 
 
-TRAINERS = {"sr": train_sr, "srgan": train_srgan, "flow": train_flow}
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for the weights; BatchNorm statistics are copied."""
+    for e, m in zip(ema.parameters(), model.parameters()):
+        e.lerp_(m, 1 - decay)
+    for e, m in zip(ema.buffers(), model.buffers()):
+        e.copy_(m)
+
+
+def starting_generator(settings: TrainSettings) -> torch.nn.Module:
+    """The trained generator of the method this one `starts_from` (its checkpoint in the same folder)."""
+    start = METHODS[settings.method].starts_from
+    start_path = checkpoint_path(settings.out, start)
+    if not start_path.exists():
+        raise FileNotFoundError(f"{settings.method} starts from the {start} generator: train it first "
+                                f"({start_path} is missing)")
+    gen, start_payload = load_model(start_path, start)
+    if config_of(start_payload) != settings.cfg:
+        raise ValueError(f"{start_path} was trained with another config than {settings.cfg.name!r}")
+    return gen
+
+
+def train_adversarial(settings: TrainSettings) -> Path:
+    gen = starting_generator(settings)
+    disc = build("discriminator", settings.cfg)
+    content, settings.content = content_loss(settings.content)
+    if isinstance(content, torch.nn.Module):
+        content = content.to(settings.device)
+    ema = copy.deepcopy(gen)
+    run = _Run(settings, {"generator": gen, "discriminator": disc}, kept={"model": ema})
+
+    def update(hr, lr):
+        losses = adversarial_step(gen, disc, run.optimizers["generator"], run.optimizers["discriminator"], hr, lr,
+                                  content, settings.adv_weight, settings.clip)
+        if losses is not None:
+            update_ema(ema, gen, settings.ema_decay)
+        return losses
+    return run.fit(update)
+
+
+# ---------------------------------------------------------------- maximum likelihood (flow)
+def train_likelihood(settings: TrainSettings) -> Path:
+    flow = build("flow", settings.cfg)
+    if METHODS[settings.method].starts_from:
+        flow.freeze_base(starting_generator(settings).state_dict())
+    run = _Run(settings, {"model": flow})
+
+    def update(hr, lr):
+        loss = flow.bits_per_dim(hr, lr).mean()
+        grad_norm = guarded_step(run.optimizers["model"], loss, flow.parameters(), settings.clip)
+        return None if grad_norm is None else {"bpd": loss.item(), "grad_norm": grad_norm}
+    return run.fit(update)
+
+
+LOOPS = {"pixel": train_pixel, "adversarial": train_adversarial, "likelihood": train_likelihood}
 
 
 def train(settings: TrainSettings) -> Path:
-    if settings.kind not in TRAINERS:
-        raise ValueError(f"unknown method {settings.kind!r}; choose one of {sorted(TRAINERS)}")
+    """Train settings.method with its objective's loop; returns the checkpoint's path."""
     torch.manual_seed(settings.seed)  # before any network is built: initial weights are reproducible
-    return TRAINERS[settings.kind](settings)
+    return LOOPS[METHODS[settings.method].objective](settings)

@@ -39,12 +39,6 @@ def weight_path(key: str) -> Path:
     return path
 
 
-def status() -> list[dict]:
-    """One row per known weight file: key, file, folder, present, used_by."""
-    return [{"key": key, "file": name, "folder": str(checkpoint_dir()), "present": (checkpoint_dir() / name).is_file(),
-             "used_by": used_by} for key, (name, _, used_by) in WEIGHTS.items()]
-
-
 def fetch(key: str) -> Path:
     """Download one file into the cache and verify its hash prefix (needs the internet)."""
     name, url, _ = WEIGHTS[key]

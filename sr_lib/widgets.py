@@ -1,10 +1,11 @@
 """The comparison notebook's two widgets, with plain functions underneath so pytest drives them headless.
 
 * `TemperatureScrubber`: a slider for the flow's latent temperature regenerates its output for the chosen
-  image and updates LR-PSNR, diversity and sharpness next to the fixed bicubic, SR and SRGAN outputs;
-  a button draws a new latent sample at the same temperature.
-* `CropComparator`: choose an image, a crop position and size; original, bicubic, SR, SRGAN and flow crops
-  side by side, enlarged with nearest-neighbour, each with its PSNR on that crop.
+  image and updates LR-PSNR, diversity and sharpness next to the fixed outputs of the deterministic
+  methods (bicubic, SR, SRGAN); a button draws a new latent sample at the same temperature.
+* `CropComparator`: choose an image, a crop position and size; every method's crop side by side,
+  enlarged with nearest-neighbour, each with its PSNR on that crop.
+The methods come from `methods.METHODS`; the scrubber drives its stochastic one (the flow).
 Images are rendered to PNG bytes at an integer zoom (nearest-neighbour), so pixels stay visible.
 """
 import io
@@ -14,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .imaging import degrade, upsample
+from .imaging import degrade
+from .methods import METHODS, STUDY_TEMPERATURE, label
 from .metrics import diversity, psnr
 from .perceptual import hf_energy_ratio
 from .plotting import crop, to_numpy, zoom
@@ -31,25 +33,30 @@ def png_bytes(image: torch.Tensor, factor: int = 1) -> bytes:
 
 
 # ---------------------------------------------------------------- plain functions
+def _stochastic(models: dict) -> str | None:
+    return next((name for name in models if METHODS[name].stochastic), None)
+
+
 @torch.no_grad()
-def fixed_outputs(methods: dict, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Original, bicubic and the deterministic generators' outputs for one HR image (3, H, W)."""
+def fixed_outputs(models: dict, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The original and every deterministic method's output for one HR image (3, H, W), by label."""
     lr = degrade(hr[None])
-    outputs = {"original": hr, "bicubic": upsample(lr).clamp(0, 1)[0]}
-    for kind, label in (("sr", "SR (no GAN)"), ("srgan", "SRGAN")):
-        if kind in methods:
-            outputs[label] = methods[kind](lr).clamp(0, 1)[0]
+    outputs = {"original": hr}
+    for name, model in models.items():
+        if not METHODS[name].stochastic:
+            outputs[label(name)] = METHODS[name].run(model, lr, None, None).clamp(0, 1)[0]
     return outputs
 
 
 @torch.no_grad()
-def flow_view(flow, hr: torch.Tensor, temperature: float, seed: int) -> tuple[torch.Tensor, dict]:
-    """The flow's sample for (temperature, seed) and its LR-PSNR, diversity (over 4 draws) and HF ratio."""
+def sample_view(name: str, model, hr: torch.Tensor, temperature: float, seed: int) -> tuple[torch.Tensor, dict]:
+    """A stochastic method's sample for (temperature, seed) and its LR-PSNR, diversity (over 4 draws)
+    and HF ratio."""
     lr = degrade(hr[None])
     gen = torch.Generator().manual_seed(seed)
-    draws = torch.stack([flow.sample(lr, temperature, generator=gen).clamp(0, 1) for _ in range(DIVERSITY_DRAWS)])
+    draws = torch.stack([METHODS[name].run(model, lr, temperature, gen).clamp(0, 1) for _ in range(DIVERSITY_DRAWS)])
     sample = draws[0]
-    stats = {"temperature": temperature, "seed": seed, "lr_psnr": psnr(degrade(sample), lr, border=1),
+    stats = {"method": name, "temperature": temperature, "seed": seed, "lr_psnr": psnr(degrade(sample), lr, border=1),
              "psnr": psnr(sample, hr[None]), "diversity": diversity(draws), "hf_energy_ratio": hf_energy_ratio(sample, hr[None])}
     return sample[0], stats
 
@@ -62,7 +69,7 @@ def crop_panel(outputs: dict[str, torch.Tensor], top: int, left: int, size: int)
 
 
 def _stats_html(stats: dict) -> str:
-    return (f"<b>flow, T = {stats['temperature']:.2f}</b> (sample #{stats['seed']}): LR-PSNR {stats['lr_psnr']:.2f} dB · "
+    return (f"<b>{label(stats['method'])}, T = {stats['temperature']:.2f}</b> (sample #{stats['seed']}): LR-PSNR {stats['lr_psnr']:.2f} dB · "
             f"PSNR {stats['psnr']:.2f} dB · diversity {stats['diversity']:.4f} · HF-energy ratio "
             f"{stats['hf_energy_ratio']:.2f} (1 = as much fine detail as the original)")
 
@@ -75,10 +82,12 @@ def _captioned(image_widget: widgets.Image, caption: str) -> widgets.VBox:
 class TemperatureScrubber:
     """Slider (latent temperature T, 0 to 1.2) and 'new sample' button for the flow on one chosen image."""
 
-    def __init__(self, methods: dict, images: dict[str, torch.Tensor], zoom_factor: int = 2):
-        if "flow" not in methods:
-            raise ValueError("the temperature scrubber needs a flow checkpoint")
-        self.methods, self.images, self.zoom_factor = methods, images, zoom_factor
+    def __init__(self, models: dict, images: dict[str, torch.Tensor], zoom_factor: int = 2):
+        self.stochastic = _stochastic(models)
+        if self.stochastic is None:
+            raise ValueError("the temperature scrubber needs the checkpoint of a method sampled at a temperature "
+                             "(flow.pt)")
+        self.models, self.images, self.zoom_factor = models, images, zoom_factor
         self.image_choice = widgets.Dropdown(options=list(images), description="image")
         self.slider = widgets.FloatSlider(value=0.8, min=0.0, max=1.2, step=0.05, continuous_update=False,
                                           description="latent temperature T (std of z)", readout_format=".2f",
@@ -93,7 +102,7 @@ class TemperatureScrubber:
         self.slider.observe(lambda _: self.refresh(), names="value")
         self.button.on_click(lambda _: self.new_sample())
         self.widget = widgets.VBox([widgets.HBox([self.image_choice, self.slider, self.button]), self.stats,
-                                    widgets.HBox([self.fixed_box, _captioned(self.flow_image, "flow sample")])])
+                                    widgets.HBox([self.fixed_box, _captioned(self.flow_image, f"{label(self.stochastic)} sample")])])
         self.refresh(fixed=True)
 
     def new_sample(self) -> None:
@@ -104,8 +113,9 @@ class TemperatureScrubber:
         hr = self.images[self.image_choice.value]
         if fixed:
             self.fixed_box.children = [_captioned(widgets.Image(value=png_bytes(image, self.zoom_factor), format="png"), label)
-                                       for label, image in fixed_outputs(self.methods, hr).items()]
-        sample, self.last_stats = flow_view(self.methods["flow"], hr, self.slider.value, self.seed)
+                                       for label, image in fixed_outputs(self.models, hr).items()]
+        sample, self.last_stats = sample_view(self.stochastic, self.models[self.stochastic], hr, self.slider.value,
+                                              self.seed)
         self.flow_image.value = png_bytes(sample, self.zoom_factor)
         self.stats.value = _stats_html(self.last_stats)
 
@@ -113,14 +123,16 @@ class TemperatureScrubber:
 class CropComparator:
     """Image, crop position and size controls; every method's crop side by side with its PSNR."""
 
-    def __init__(self, methods: dict, images: dict[str, torch.Tensor], flow_temperature: float = 0.8,
+    def __init__(self, models: dict, images: dict[str, torch.Tensor], temperature: float = STUDY_TEMPERATURE,
                  display_px: int = 192):
         self.display_px = display_px
         self.outputs = {}
+        stochastic = _stochastic(models)
         for name, hr in images.items():
-            outputs = fixed_outputs(methods, hr)
-            if "flow" in methods:
-                outputs[f"flow T={flow_temperature}"] = flow_view(methods["flow"], hr, flow_temperature, seed=0)[0]
+            outputs = fixed_outputs(models, hr)
+            if stochastic is not None:
+                outputs[label(stochastic, temperature)] = sample_view(stochastic, models[stochastic], hr, temperature,
+                                                                      seed=0)[0]
             self.outputs[name] = outputs
         side = min(min(hr.shape[-2:]) for hr in images.values())
         self.image_choice = widgets.Dropdown(options=list(images), description="image")

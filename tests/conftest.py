@@ -35,3 +35,23 @@ def small_faces(tmp_path_factory):
         array = (face[:, 80:176, 80:176].permute(1, 2, 0).numpy() * 255).round().astype("uint8")
         Image.fromarray(array).save(folder / f"{name}.png")
     return folder
+
+
+@pytest.fixture(scope="session")
+def random_perceptual():
+    """LPIPS and a 64-d FID Inception with RANDOM backbone weights: the code paths of the real metrics,
+    offline; their numbers are never scores (the library itself only builds them from cached weights)."""
+    import warnings
+    from unittest import mock
+
+    import lpips
+    import torchvision
+    from pytorch_fid.inception import InceptionV3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        lpips_net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+    torch.manual_seed(0)
+    with mock.patch("pytorch_fid.inception.load_state_dict_from_url", return_value=None), \
+            mock.patch.object(torchvision.models.Inception3, "load_state_dict", lambda self, *a, **k: None):
+        inception = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[64]]).eval()
+    return {"lpips": lpips_net, "fid": inception, "fid_dims": 64, "unavailable": {}}

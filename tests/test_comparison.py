@@ -1,64 +1,101 @@
-"""evaluate, compare, the widgets (driven without a browser) and bench, on tiny checkpoints."""
+"""evaluate, report, the methods table, the widgets (driven without a browser) and bench, on tiny checkpoints."""
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from sr_lib.bench import bench
+from sr_lib import methods as methods_module
+from sr_lib.bench import bench, format_bench
 from sr_lib.cli import main
-from sr_lib.compare import compare, load_perceptual
 from sr_lib.data import bundled_heldout
-from sr_lib.evaluate import evaluate, load_methods
-from sr_lib.widgets import CropComparator, TemperatureScrubber, crop_panel, flow_view
+from sr_lib.evaluate import evaluate
+from sr_lib.methods import METHODS, TEMPERATURES, Method, load_methods, register
+from sr_lib.report import markdown_table, report
+from sr_lib.widgets import CropComparator, TemperatureScrubber, crop_panel, sample_view
+
+OFFLINE = {"lpips": None, "fid": None, "unavailable": {"lpips": "no weights (test)", "fid": "no weights (test)"}}
 
 
 def test_evaluate_json_has_every_method_and_temperature(tiny_checkpoints, small_faces, capsys):
     assert main(["evaluate", "--checkpoints", str(tiny_checkpoints), "--data", str(small_faces), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
+    assert result["images"] == ["astronaut.png", "grace_hopper.png"]  # the folder is used whole
     keys = [(r["method"], r["temperature"]) for r in result["rows"]]
-    assert keys == [("bicubic", None), ("sr", None), ("srgan", None),
-                    ("flow", 0.0), ("flow", 0.5), ("flow", 0.8), ("flow", 1.0)]
+    assert keys == [("bicubic", None), ("sr", None), ("srgan", None)] + [("flow", t) for t in TEMPERATURES]
     for row in result["rows"]:
-        assert {"psnr", "ssim", "psnr_y", "ssim_y", "lr_psnr", "diversity"} <= set(row)
+        assert {"psnr", "ssim", "psnr_y", "ssim_y", "lr_psnr", "diversity", "swd", "hf_energy_ratio"} <= set(row)
+        assert len(row["swd_levels"]) == 3  # 96 px: bands at 96 and 48 px, the 24 px low-pass
     flow = {r["temperature"]: r for r in result["rows"] if r["method"] == "flow"}
     assert flow[0.0]["diversity"] == 0 and flow[0.8]["diversity"] > 0
+    assert flow[0.8]["study"] == {"fid": 6.026, "lpips": 0.2061} and flow[0.5]["study"] is None
 
 
 def test_evaluate_without_checkpoints_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", "--checkpoints", str(tmp_path)]) == 2
-    assert "no sr.pt, srgan.pt or flow.pt" in capsys.readouterr().err
+    assert "no sr.pt, srgan.pt, flow.pt in" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
-def random_report(tiny_checkpoints, small_faces, tmp_path_factory):
+def random_report(tiny_checkpoints, small_faces, tmp_path_factory, random_perceptual):
     out = tmp_path_factory.mktemp("report")
-    perceptual = load_perceptual(random_backbone=True, fid_dims=64)
-    return out, compare(out, tiny_checkpoints, str(small_faces), perceptual, temperatures=(0.0, 0.8))
+    return out, report(out, tiny_checkpoints, str(small_faces), random_perceptual, temperatures=(0.0, 0.8))
 
 
-def test_compare_writes_every_file_and_labels_random_backbones(random_report):
+def test_report_writes_every_file_and_every_measure(random_report):
     out, result = random_report
     assert sorted(p.name for p in out.iterdir()) == ["comparison.png", "perception_distortion.png", "table.json",
                                                       "table.md"]
     assert json.loads((out / "table.json").read_text())["rows"] == json.loads(json.dumps(result["rows"]))
-    assert "RANDOM backbone weights" in (out / "table.md").read_text()
     for row in result["rows"]:
-        # the folder's seeded split holds out one of its two 96x96 images: 2x2 patches of 64 px
-        assert result["images"] == ["astronaut.png"]
-        assert row["lpips"] >= 0 and row["fid_samples"] == 4 and "fid_warning" in row
+        # both 96x96 images: 2x2 patches of 64 px every 32 px, 4 per image
+        assert row["lpips"] >= 0 and row["fid_samples"] == 8 and "fid_warning" in row
         assert row["seconds_per_megapixel"] > 0
-    flow = next(r for r in result["rows"] if r["method"] == "flow" and r["temperature"] == 0.8)
-    assert flow["seed"] == {"fid": 6.026, "lpips": 0.2061}
-    assert flow["receptive_field_px"] > 0 and flow["macs_per_hr_pixel"] > 0
+    rows = {(r["method"], r["temperature"]): r for r in result["rows"]}
+    bicubic, sr, flow = rows[("bicubic", None)], rows[("sr", None)], rows[("flow", 0.8)]
+    assert bicubic["params"] == 0 and bicubic["macs_per_hr_pixel"] is None
+    assert sr["macs_per_hr_pixel"] == rows[("srgan", None)]["macs_per_hr_pixel"]  # one generator, two trainings
+    assert flow["macs_per_hr_pixel"] > sr["macs_per_hr_pixel"]  # the flow contains a generator as its base
+    table = (out / "table.md").read_text()
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 1 + len(result["rows"])
+    assert "| flow | 0.8 |" in table
 
 
-def test_compare_offline_reports_metrics_unavailable(tiny_checkpoints, small_faces, tmp_path, monkeypatch):
+def test_report_offline_says_which_metrics_are_unavailable(tiny_checkpoints, small_faces, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    result = compare(tmp_path / "out", tiny_checkpoints, str(small_faces), temperatures=(0.0, 0.8))
+    assert main(["report", "--checkpoints", str(tiny_checkpoints), "--data", str(small_faces),
+                 "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "table.json").read_text())
     assert set(result["unavailable"]) == {"lpips", "fid"}
-    assert all("lpips" not in r and "fid" not in r for r in result["rows"])
+    assert all("lpips" not in r and "fid" not in r and r["swd"] > 0 for r in result["rows"])
     table = (tmp_path / "out" / "table.md").read_text()
-    assert "**LPIPS unavailable:**" in table and "n/a" in table
+    assert "**LPIPS unavailable:**" in table and "alexnet-owt-7be5be79.pth" in table and "| n/a |" in table
+
+
+@pytest.fixture
+def nearest_method():
+    """A fourth method registered for one test: nearest-neighbour upsampling, no weights."""
+    method = register(Method("nearest", "nearest neighbour",
+                             lambda model, lr, t, gen: F.interpolate(lr, scale_factor=4, mode="nearest")))
+    yield method
+    del methods_module.METHODS["nearest"]
+
+
+def test_a_registered_method_appears_in_evaluation_report_and_widgets(nearest_method, tiny_checkpoints, small_faces,
+                                                                      tmp_path):
+    assert "nearest" in load_methods(tiny_checkpoints)
+    result = report(tmp_path, tiny_checkpoints, str(small_faces), OFFLINE, temperatures=(0.8,))
+    row = next(r for r in result["rows"] if r["method"] == "nearest")
+    bicubic = next(r for r in result["rows"] if r["method"] == "bicubic")
+    assert row["psnr"] < bicubic["psnr"] and row["swd"] > 0 and row["params"] == 0
+    assert "| nearest neighbour | - |" in markdown_table(result)
+    faces = {name: face[:, 80:176, 80:176] for name, face in bundled_heldout().items()}
+    assert "nearest neighbour" in CropComparator(load_methods(tiny_checkpoints), faces).outputs["astronaut"]
+
+
+def test_registering_a_name_twice_is_refused():
+    with pytest.raises(ValueError, match="exists already"):
+        register(Method("sr", "again", METHODS["sr"].run))
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +104,8 @@ def methods_and_faces(tiny_checkpoints):
 
 
 def test_temperature_scrubber_regenerates_on_slider_and_button(methods_and_faces):
-    methods, faces = methods_and_faces
-    scrubber = TemperatureScrubber(methods, faces)
+    models, faces = methods_and_faces
+    scrubber = TemperatureScrubber(models, faces)
     first_image, first_stats = scrubber.flow_image.value, dict(scrubber.last_stats)
     scrubber.slider.value = 0.0
     assert scrubber.flow_image.value != first_image
@@ -83,17 +120,17 @@ def test_temperature_scrubber_regenerates_on_slider_and_button(methods_and_faces
     assert [box.children[1].value for box in scrubber.fixed_box.children] != fixed_before
 
 
-def test_flow_view_is_reproducible(methods_and_faces):
-    methods, faces = methods_and_faces
+def test_sample_view_is_reproducible(methods_and_faces):
+    models, faces = methods_and_faces
     hr = next(iter(faces.values()))
-    a, stats_a = flow_view(methods["flow"], hr, 0.8, seed=3)
-    b, stats_b = flow_view(methods["flow"], hr, 0.8, seed=3)
+    a, stats_a = sample_view("flow", models["flow"], hr, 0.8, seed=3)
+    b, stats_b = sample_view("flow", models["flow"], hr, 0.8, seed=3)
     assert torch.equal(a, b) and stats_a == stats_b
 
 
 def test_crop_comparator_shows_the_right_pixels(methods_and_faces):
-    methods, faces = methods_and_faces
-    comparator = CropComparator(methods, faces)
+    models, faces = methods_and_faces
+    comparator = CropComparator(models, faces)
     comparator.size.value, comparator.top.value, comparator.left.value = 16, 10, 20
     panel = comparator.last_panel
     name = comparator.image_choice.value
@@ -108,15 +145,21 @@ def test_crop_comparator_shows_the_right_pixels(methods_and_faces):
     assert comparator.last_panel["original"][0].shape[-2:] == (96, 96)
 
 
-def test_crop_panel_rejects_crops_outside_the_image(methods_and_faces):
+def test_crop_panel_rejects_crops_outside_the_image():
     outputs = {"original": torch.rand(3, 32, 32), "bicubic": torch.rand(3, 32, 32)}
     with pytest.raises(ValueError, match="does not fit"):
         crop_panel(outputs, 20, 20, 16)
 
 
-def test_bench_reports_ratios(tiny):
-    result = bench(tiny, batch=2, crop=32, logdet_sides=(2, 4), repeats=1)
-    assert result["training"]["flow_over_gan_throughput"] > 0
-    assert result["training"]["flow_saved_activation_bytes"] > 0
-    assert result["inference"]["flow_sample"]["slowdown_vs_bicubic"] > 0
+def test_bench_measures_every_method_in_one_run(tiny):
+    result = bench(tiny, batch=2, crop=32, logdet_sides=(2, 4), output_side=64, min_run_time=0.05)
+    assert list(result["training"]) == ["sr", "srgan", "flow"] and list(result["inference"]) == list(METHODS)
+    training = result["training"]
+    assert training["sr"]["throughput_vs_first"] == 1.0
+    # SRGAN's step runs the same generator plus a discriminator: slower, and it keeps more activations
+    assert training["srgan"]["throughput_vs_first"] < 1 and training["srgan"]["activations_vs_first"] > 1
+    # the flow's frozen-base forward plus its steps keep more activations than the generator alone
+    assert training["flow"]["activations_vs_first"] > 1
+    assert result["inference"]["bicubic"]["vs_bicubic"] == 1.0
     assert all(r["abs_difference"] < 1e-9 for r in result["logdet"])
+    assert "nearest" not in format_bench(result) and "flow" in format_bench(result)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_lib.data import (HELDOUT_FACES, RandomCrops, bundled_heldout, bundled_training_images, load_folder,
-                         split_names)
+from sr_lib.data import (HELDOUT_FACES, RandomCrops, bundled_heldout, bundled_training_images, evaluation_images,
+                         load_folder)
 from sr_lib.imaging import degrade
 
 
@@ -70,8 +70,21 @@ def test_folder_without_usable_images_is_a_clear_error(tmp_path):
         load_folder(tmp_path / "missing", 32)
 
 
-def test_split_is_seeded_and_disjoint():
-    names = [f"{i}.png" for i in range(20)]
-    train, heldout = split_names(names, 0.1, seed=3)
-    assert len(heldout) == 2 and not set(train) & set(heldout) and len(train) + len(heldout) == 20
-    assert split_names(names, 0.1, seed=3) == (train, heldout)
+def test_a_folder_given_for_evaluation_is_used_whole_at_one_common_size(tmp_path):
+    from PIL import Image
+    for i, (w, h) in enumerate([(300, 280), (90, 120), (64, 200)]):
+        Image.fromarray(np.full((h, w, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    images = evaluation_images(str(tmp_path))
+    assert sorted(images) == ["0.png", "1.png", "2.png"]
+    assert {tuple(image.shape) for image in images.values()} == {(3, 64, 64)}
+
+
+def test_random_crops_take_all_eight_orientations():
+    image = torch.arange(3 * 8 * 8, dtype=torch.float).reshape(3, 8, 8) / 192  # no symmetry at all
+    stream = RandomCrops({"x": image}, crop=8, batch=64, seed=0)
+    seen = {tuple(patch.flatten().tolist()) for patch in next(stream)[0]}
+    dihedral = set()
+    for turned in (image, image.transpose(-1, -2)):
+        for flips in ((), (-1,), (-2,), (-1, -2)):
+            dihedral.add(tuple((turned.flip(flips) if flips else turned).flatten().tolist()))
+    assert seen == dihedral

@@ -47,11 +47,12 @@ def test_check_flow_cli_json(capsys):
 
 def test_check_flow_cli_rejects_bad_size(capsys):
     assert main(["check-flow", "--config", "tiny", "--size", "30"]) == 2
-    assert "not divisible" in capsys.readouterr().err
+    assert "--size must be a positive multiple of 4, got 30" in capsys.readouterr().err
+    assert main(["check-flow", "--config", "tiny", "--size", "0"]) == 2
 
 
 def test_check_flow_on_the_shipped_trained_checkpoint(capsys):
-    from sr_lib.evaluate import DEFAULT_CHECKPOINTS
+    from sr_lib.checkpoint import DEFAULT_CHECKPOINTS
     assert main(["check-flow", "--checkpoint", str(DEFAULT_CHECKPOINTS / "flow.pt"), "--size", "32",
                  "--dtype", "float64", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -5,7 +5,8 @@ import torch
 
 from sr_lib.imaging import degrade
 from sr_lib.invertibility import randomize_couplings
-from sr_lib.models import AffineCoupling, ConditionalFlow, Discriminator, Generator, InvertibleConv1x1
+from sr_lib.models import (AffineCoupling, AffineInjector, ConditionalFlow, Discriminator, Generator,
+                           InvertibleConv1x1, icnr_)
 
 
 def test_generator_and_discriminator_shapes(tiny):
@@ -25,11 +26,27 @@ def test_flow_shapes_and_sampling(tiny):
     assert sample.shape == hr.shape and torch.isfinite(sample).all()
 
 
-def test_untrained_couplings_are_identity(tiny):
-    coupling = AffineCoupling(12, tiny.flow_cond_channels, tiny.flow_hidden, 2.0).eval()
-    x, cond = torch.randn(2, 12, 8, 8), torch.randn(2, tiny.flow_cond_channels, 8, 8)
-    y, logdet = coupling(x, cond)
-    assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
+def test_untrained_couplings_and_injectors_are_identity(tiny):
+    x, cond = torch.randn(2, 12, 8, 8), torch.randn(2, tiny.gen_channels, 8, 8)
+    for layer in (AffineCoupling(12, tiny.gen_channels, tiny.flow_hidden, 2.0).eval(),
+                  AffineInjector(12, tiny.gen_channels, 2.0)):
+        y, logdet = layer(x, cond)
+        assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
+
+
+def test_untrained_flow_at_temperature_zero_returns_its_base_generator(tiny):
+    flow = ConditionalFlow(tiny).eval()
+    lr = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(flow.sample(lr, 0.0), flow.base(lr), atol=1e-6)
+
+
+def test_icnr_makes_the_pixel_shuffle_start_as_nearest_neighbour():
+    conv = torch.nn.Conv2d(4, 16, 3, padding=1)
+    icnr_(conv.weight)
+    torch.nn.init.zeros_(conv.bias)
+    out = torch.nn.functional.pixel_shuffle(conv(torch.rand(1, 4, 5, 5)), 2)  # (1, 4, 10, 10)
+    # every 2x2 block holds four copies of one value: no checkerboard to start with
+    assert torch.equal(out[..., 0::2, 0::2], out[..., 1::2, 1::2]) and torch.equal(out[..., 0::2, 0::2], out[..., 0::2, 1::2])
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 5e-5)])
@@ -51,13 +68,24 @@ def _autograd_logdet(fn, x):
 
 
 def test_coupling_logdet_matches_autograd(tiny):
-    coupling = AffineCoupling(12, tiny.flow_cond_channels, tiny.flow_hidden, 2.0).double().eval()
-    torch.nn.init.normal_(coupling.rest[-1].weight, std=0.3)
-    x, cond = torch.randn(1, 12, 3, 3, dtype=torch.float64), torch.randn(1, tiny.flow_cond_channels, 3, 3, dtype=torch.float64)
+    coupling = AffineCoupling(12, tiny.gen_channels, tiny.flow_hidden, 2.0).double().eval()
+    torch.nn.init.normal_(coupling.out.weight, std=0.3)
+    x, cond = torch.randn(1, 12, 3, 3, dtype=torch.float64), torch.randn(1, tiny.gen_channels, 3, 3, dtype=torch.float64)
     s, _ = coupling.scale_and_shift(x.chunk(2, 1)[0], cond)
     assert s.abs().max() > 0.05
     expected = _autograd_logdet(lambda v: coupling(v, cond)[0], x)
     assert coupling(x, cond)[1].item() == pytest.approx(expected.item(), abs=1e-10)
+
+
+def test_injector_logdet_and_inverse_match(tiny):
+    injector = AffineInjector(12, tiny.gen_channels, 2.0).double()
+    torch.nn.init.normal_(injector.out.weight, std=0.3)
+    x, cond = torch.randn(1, 12, 2, 3, dtype=torch.float64), torch.randn(1, tiny.gen_channels, 2, 3, dtype=torch.float64)
+    expected = _autograd_logdet(lambda v: injector(v, cond)[0], x)
+    y, logdet = injector(x, cond)
+    assert logdet.item() == pytest.approx(expected.item(), abs=1e-10) and abs(logdet.item()) > 0.1
+    back, inverse_logdet = injector.inverse(y, cond)
+    assert torch.allclose(back, x, atol=1e-12) and inverse_logdet.item() == pytest.approx(-logdet.item())
 
 
 def test_invertible_1x1_logdet_matches_autograd():
@@ -91,12 +119,17 @@ def test_gradients_reach_every_discriminator_parameter(tiny):
     _assert_all_parameters_get_gradients(disc, disc(torch.rand(2, 3, 32, 32)).square().mean())
 
 
-def test_gradients_reach_every_flow_parameter(tiny):
+def test_gradients_reach_every_flow_parameter_but_a_frozen_base(tiny):
     # zero-initialised output convs block the gradient to the layers before them for one step only
     flow = randomize_couplings(ConditionalFlow(tiny))
     hr = torch.rand(2, 3, 16, 16)
     z, logdet = flow(hr, degrade(hr))
     _assert_all_parameters_get_gradients(flow, (0.5 * z.square().flatten(1).sum(1) - logdet).mean())
+    frozen = randomize_couplings(ConditionalFlow(tiny).freeze_base(Generator(tiny).state_dict())).train()
+    assert not frozen.base.training and frozen.steps[0].coupling.training  # BatchNorm statistics stay fixed
+    z, logdet = frozen(hr, degrade(hr))
+    (0.5 * z.square().flatten(1).sum(1) - logdet).mean().backward()
+    assert all(p.grad is None for p in frozen.base.parameters())
 
 
 def test_temperature_zero_is_deterministic_and_positive_temperature_varies(tiny):
@@ -104,8 +137,9 @@ def test_temperature_zero_is_deterministic_and_positive_temperature_varies(tiny)
     lr = torch.rand(1, 3, 8, 8)
     assert torch.equal(flow.sample(lr, 0.0), flow.sample(lr, 0.0))
     assert not torch.equal(flow.sample(lr, 1.0), flow.sample(lr, 1.0))
-    with pytest.raises(ValueError, match="temperature"):
-        flow.sample(lr, -1.0)
+    for bad in (-1.0, math.nan, math.inf, 1e6):
+        with pytest.raises(ValueError, match="temperature must be a number from 0 to 2"):
+            flow.sample(lr, bad)
 
 
 # ---------------------------------------------------------------- bad input

@@ -7,19 +7,19 @@ import torch
 from scipy import linalg
 
 from sr_lib.cli import main
-from sr_lib.compare import load_perceptual
-from sr_lib.perceptual import (fid, fid_patches, frechet_distance, hf_energy_ratio, inception_features,
-                               inception_model, lpips_distance, lpips_model)
+from sr_lib.evaluate import load_perceptual
+from sr_lib.perceptual import (_blur, fid, fid_patches, frechet_distance, hf_energy_ratio, inception_features,
+                               laplacian_pyramid, lpips_distance, sliced_wasserstein, swd)
 
 
 @pytest.fixture(scope="module")
-def random_lpips():
-    return lpips_model(random_backbone=True)
+def random_lpips(random_perceptual):
+    return random_perceptual["lpips"]
 
 
 @pytest.fixture(scope="module")
-def random_inception():
-    return inception_model(64, random_backbone=True)
+def random_inception(random_perceptual):
+    return random_perceptual["fid"]
 
 
 def test_lpips_of_an_image_with_itself_is_zero_and_grows_with_noise(random_lpips):
@@ -72,6 +72,61 @@ def test_hf_energy_ratio_is_one_for_the_original_and_low_for_blur():
     blurred = torch.nn.functional.avg_pool2d(x, 5, 1, 2)
     assert hf_energy_ratio(blurred, x) < 0.2
     assert hf_energy_ratio((x + 0.3 * torch.randn_like(x)), x) > 1
+
+
+# ---------------------------------------------------------------- SWD
+@pytest.fixture(scope="module")
+def faces():
+    from sr_lib.data import bundled_heldout
+    return torch.stack(list(bundled_heldout().values()))
+
+
+def test_swd_of_a_set_with_itself_is_zero_whatever_the_order(faces):
+    assert swd(faces, faces)["swd"] == 0.0
+    assert swd(faces.flip(0), faces)["swd"] == pytest.approx(0.0, abs=1e-9)
+    # four samples per reference image, in any order: the same multiset of neighbourhoods
+    assert swd(torch.cat([faces, faces, faces, faces]).flip(0), faces)["swd"] == pytest.approx(0.0, abs=1e-9)
+    noisy = (faces + 0.03 * torch.randn_like(faces)).clamp(0, 1)
+    assert swd(noisy, faces)["swd"] == pytest.approx(swd(noisy.flip(0), faces.flip(0))["swd"], rel=1e-9)
+
+
+def test_swd_grows_with_blur_and_with_noise(faces):
+    blurred, values = faces, []
+    for _ in range(3):
+        blurred = _blur(blurred)
+        values.append(swd(blurred, faces)["swd"])
+    assert 0 < values[0] < values[1] < values[2]
+    noise = [swd((faces + s * torch.randn_like(faces)).clamp(0, 1), faces)["swd"] for s in (0.01, 0.03, 0.1)]
+    assert 0 < noise[0] < noise[1] < noise[2]
+    # blur shows at the finest level most, where the missing detail lives
+    levels = swd(_blur(faces), faces)["levels"]
+    assert levels[0] == max(levels) and len(levels) == 5  # 256, 128, 64, 32 and the 16 px low-pass
+
+
+def test_sliced_wasserstein_by_hand():
+    one_direction = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    a = torch.tensor([[0.0, 5.0], [1.0, -2.0], [2.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[3.0, 1.0], [1.0, 1.0], [2.0, 1.0]], dtype=torch.float64)
+    # sorted projections 0, 1, 2 against 1, 2, 3: every gap is 1
+    assert sliced_wasserstein(a, b, one_direction) == pytest.approx(1.0)
+    # two points against one point repeated: W1 between {0, 2} and {1} is 1; sets of different size
+    assert sliced_wasserstein(torch.tensor([[0.0], [2.0]], dtype=torch.float64),
+                              torch.tensor([[1.0]], dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)) == 1.0
+    # a shift by c along the direction moves every projection by c
+    direction = torch.tensor([[0.6, 0.8]], dtype=torch.float64)
+    assert sliced_wasserstein(a + torch.tensor([3.0, 4.0]), a, direction) == pytest.approx(5.0)
+
+
+def test_laplacian_pyramid_levels_add_back_up_to_the_image():
+    image = torch.rand(1, 3, 64, 64, dtype=torch.float64)
+    levels = laplacian_pyramid(image)
+    assert [level.shape[-1] for level in levels] == [64, 32, 16]  # two bands and the 16 px low-pass
+    rebuilt = levels[-1]
+    for band in reversed(levels[:-1]):
+        expanded = torch.zeros_like(band)
+        expanded[..., ::2, ::2] = 4 * rebuilt
+        rebuilt = band + _blur(expanded)
+    assert torch.allclose(rebuilt, image, atol=1e-12)
 
 
 @pytest.fixture

@@ -60,8 +60,12 @@ def test_notebook_pair_in_sync_and_stripped(ipynb):
             assert not cell.outputs and cell.execution_count is None, f"{ipynb.name} is committed with outputs"
 
 
-def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 2
+def test_every_notebook_and_script_is_paired_and_named_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    scripts = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
+    assert scripts == [p.stem for p in NOTEBOOKS] and len(scripts) == 5
+    missing = [stem for stem in scripts if f"notebooks/{stem}" not in readme]
+    assert not missing, f"README's layout table does not name {missing}"
 
 
 def test_ci_runs_exactly_the_readme_test_command():

@@ -10,11 +10,17 @@ from sr_lib.cli import main
 from sr_lib.config import get_config
 from sr_lib.imaging import degrade
 from sr_lib.models import ConditionalFlow, Generator
-from sr_lib.train import TrainSettings, bits_per_dim, train
+from sr_lib.train import TrainSettings, train
 
 
-def settings(tmp_path, kind, steps, **kw):
-    return TrainSettings(kind, get_config("tiny"), tmp_path, steps, show_progress=False, save_every=2, **kw)
+def settings(tmp_path, method, steps, **kw):
+    return TrainSettings(method, get_config("tiny"), tmp_path, steps, show_progress=False, save_every=2, **kw)
+
+
+def with_sr(folder):
+    """A folder holding a 1-step SR checkpoint, which SRGAN and the flow start from."""
+    train(settings(folder, "sr", 1))
+    return folder
 
 
 def test_sr_training_writes_checkpoint_and_history(tmp_path):
@@ -26,39 +32,59 @@ def test_sr_training_writes_checkpoint_and_history(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sr.history.json", "sr.pt"]  # no temporary left
 
 
-def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch):
-    straight = load_checkpoint(train(settings(tmp_path / "a", "flow", 4)), "flow")
+@pytest.mark.parametrize("method", ["flow", "srgan"])
+def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch, method):
+    straight = load_checkpoint(train(settings(with_sr(tmp_path / "a"), method, 4)), method)
+    with_sr(tmp_path / "b")
     calls = {"n": 0}
-    real_step = train_module.flow_step
+    real_step = train_module.guarded_step
 
-    def interrupted_on_third_step(*args, **kwargs):
+    def interrupted_on_third_update(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == (3 if method == "flow" else 5):  # SRGAN: two updates per step
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "flow_step", interrupted_on_third_step)
+    monkeypatch.setattr(train_module, "guarded_step", interrupted_on_third_update)
     with pytest.raises(KeyboardInterrupt):
-        train(settings(tmp_path / "b", "flow", 4))
-    assert load_checkpoint(tmp_path / "b" / "flow.pt", "flow")["step"] == 2  # the last periodic save
-    monkeypatch.setattr(train_module, "flow_step", real_step)
-    resumed = load_checkpoint(train(settings(tmp_path / "b", "flow", 4, resume=True)), "flow")
+        train(settings(tmp_path / "b", method, 4))
+    assert load_checkpoint(tmp_path / "b" / f"{method}.pt", method)["step"] == 2  # the last periodic save
+    monkeypatch.setattr(train_module, "guarded_step", real_step)
+    resumed = load_checkpoint(train(settings(tmp_path / "b", method, 4, resume=True)), method)
     assert resumed["step"] == 4 and resumed["history"] == straight["history"]
-    for key, value in straight["model"].items():
-        assert torch.equal(value, resumed["model"][key]), key
+    for part in ("model", "generator", "discriminator") if method == "srgan" else ("model",):
+        for key, value in straight[part].items():
+            assert torch.equal(value, resumed[part][key]), (part, key)
 
 
 def test_learning_rate_halves_at_half_and_three_quarters():
     assert [train_module.learning_rate(1.0, i, 8) for i in range(8)] == [1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25]
 
 
-def test_srgan_needs_the_sr_checkpoint_then_trains(tmp_path):
+@pytest.mark.parametrize("method", ["srgan", "flow"])
+def test_srgan_and_flow_need_the_sr_checkpoint_then_train(tmp_path, method):
     with pytest.raises(FileNotFoundError, match="train it first"):
-        train(settings(tmp_path, "srgan", 1))
+        train(settings(tmp_path, method, 1))
     train(settings(tmp_path, "sr", 1))
-    payload = load_checkpoint(train(settings(tmp_path, "srgan", 2)), "srgan")
-    assert {"content", "adversarial", "d_real", "d_fake"} <= set(payload["history"][-1])
-    assert "discriminator" in payload
+    payload = load_checkpoint(train(settings(tmp_path, method, 2)), method)
+    assert [h["step"] for h in payload["history"]] == [1, 2]
+    if method == "srgan":
+        assert {"content", "adversarial", "d_real", "d_fake"} <= set(payload["history"][-1])
+        assert {"discriminator", "generator"} <= set(payload)
+    else:  # the flow's base is the SR generator, unchanged by training
+        sr_model = load_checkpoint(tmp_path / "sr.pt", "sr")["model"]
+        assert all(torch.equal(payload["model"][f"base.{key}"], value) for key, value in sr_model.items())
+
+
+def test_srgan_evaluates_with_a_moving_average_of_its_generator(tmp_path):
+    payload = load_checkpoint(train(settings(with_sr(tmp_path), "srgan", 3, ema_decay=0.5)), "srgan")
+    start = load_checkpoint(tmp_path / "sr.pt", "sr")["model"]
+    key = "tail.weight"
+    ema, trained = payload["model"][key], payload["generator"][key]
+    assert not torch.equal(ema, trained) and not torch.equal(ema, start[key])
+    # 3 updates with decay 0.5: ema lies strictly between the start and the trained weights (per element)
+    moved = (trained - start[key]).abs().sum()
+    assert 0 < (ema - start[key]).abs().sum() < moved
 
 
 def test_vgg_content_falls_back_to_l1_offline(tmp_path, monkeypatch, capsys):
@@ -67,26 +93,72 @@ def test_vgg_content_falls_back_to_l1_offline(tmp_path, monkeypatch, capsys):
     assert used == "l1" and "vgg19-dcbb9e9d.pth" in capsys.readouterr().out
 
 
-def test_flow_stops_on_repeated_nan_and_keeps_finite_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "bits_per_dim", lambda *a, **k: torch.tensor([math.nan], requires_grad=True))
+@pytest.mark.parametrize("method", ["sr", "srgan", "flow"])
+def test_non_finite_losses_skip_updates_then_stop_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch, capsys,
+                                                                                     method):
+    train(settings(with_sr(tmp_path), method, 2, overwrite=True))
+    good = load_checkpoint(tmp_path / f"{method}.pt", method)
+    if method == "flow":
+        monkeypatch.setattr(ConditionalFlow, "bits_per_dim", lambda *a, **k: torch.full((2,), math.nan, requires_grad=True))
+    else:  # the pixel loss and SRGAN's content loss
+        monkeypatch.setattr(train_module.F, "l1_loss", lambda *a, **k: torch.tensor(math.nan, requires_grad=True))
     with pytest.raises(RuntimeError, match="10 non-finite losses in a row"):
-        train(settings(tmp_path, "flow", 20))
-    payload = load_checkpoint(tmp_path / "flow.pt", "flow")
-    assert all(torch.isfinite(v).all() for v in payload["model"].values() if v.is_floating_point())
-    assert payload["history"] == []  # no step was taken
+        train(settings(tmp_path, method, 40, resume=True))
+    assert "step 3: non-finite loss or gradient, update skipped (1 in a row)" in capsys.readouterr().out
+    kept = load_checkpoint(tmp_path / f"{method}.pt", method)
+    assert kept["step"] == 2 and all(torch.equal(v, kept["model"][k]) for k, v in good["model"].items())
 
 
-def test_bits_per_dim_is_a_proper_likelihood():
-    flow = ConditionalFlow(get_config("tiny"))
-    hr = torch.randint(0, 256, (2, 3, 16, 16)).float() / 255
-    bpd = bits_per_dim(flow, hr, degrade(hr))
-    assert bpd.shape == (2,) and torch.isfinite(bpd).all()
-    # an identity flow puts N(0,1) on the residual over bicubic: about log2(256) + 0.5*log2(2*pi) bits (the residual is small)
-    assert abs(bpd.mean().item() - (8 + 0.5 * math.log2(2 * math.pi))) < 0.1
+def test_non_finite_weights_are_never_saved(tmp_path):
+    gen = Generator(get_config("tiny"))
+    with torch.no_grad():
+        gen.tail.weight[0, 0, 0, 0] = math.inf
+    with pytest.raises(RuntimeError, match="non-finite weights in \\['tail.weight'\\]"):
+        save_checkpoint(tmp_path / "sr.pt", "sr", "generator", get_config("tiny"), 1, gen)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_checkpoints_are_not_overwritten_silently(tmp_path, capsys):
+    train(settings(tmp_path, "sr", 4))
+    with pytest.raises(FileExistsError, match="pass --resume to continue it or --overwrite"):
+        train(settings(tmp_path, "sr", 2))
+    with pytest.raises(ValueError, match="is at step 4, not before --steps 3: nothing to train"):
+        train(settings(tmp_path, "sr", 3, resume=True))
+    assert load_checkpoint(tmp_path / "sr.pt", "sr")["step"] == 4
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        train(settings(tmp_path / "empty", "sr", 2, resume=True))
+    train(settings(tmp_path, "sr", 6, resume=True, learning_rate=1e-3))
+    assert "note: resuming with learning_rate 0.001; the checkpoint's first 4 steps used 0.0002" in capsys.readouterr().out
+    assert load_checkpoint(train(settings(tmp_path, "sr", 2, overwrite=True)), "sr")["step"] == 2
+
+
+def test_checkpoints_get_the_users_file_mode(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        path = train(settings(tmp_path, "sr", 1))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.with_suffix(".history.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_bits_per_dim_is_the_gaussian_code_length_of_an_untrained_flow():
+    # untrained: couplings and injectors are the identity and the 1x1 mixers orthogonal (log-det 0), so
+    # z is the residual over the base generator, rotated, and -log2 p is its N(0, I) code length
+    flow = ConditionalFlow(get_config("tiny")).double().eval()
+    hr = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.float64) / 255
+    lr = degrade(hr)
+    residual = hr - flow.base(lr)
+    expected = 8 + (0.5 * residual.square().flatten(1).mean(1) + 0.5 * math.log(2 * math.pi)) / math.log(2)
+    with torch.no_grad():
+        assert torch.allclose(flow.bits_per_dim(hr, lr, dequantize=False), expected, atol=1e-5)
+        dequantized = flow.bits_per_dim(hr, lr)
+    assert dequantized.shape == (2,) and torch.allclose(dequantized, expected, atol=0.01)  # noise < 1/256
 
 
 def test_refuses_foreign_corrupt_and_mismatched_checkpoints(tmp_path):
-    good = save_checkpoint(tmp_path / "sr.pt", "sr", get_config("tiny"), 1, Generator(get_config("tiny")))
+    good = save_checkpoint(tmp_path / "sr.pt", "sr", "generator", get_config("tiny"), 1, Generator(get_config("tiny")))
     with pytest.raises(ValueError, match="holds a 'sr' model, not a 'flow'"):
         load_checkpoint(good, "flow")
     with pytest.raises(ValueError, match=r"differs from 'cpu' in \["):
@@ -100,7 +172,7 @@ def test_refuses_foreign_corrupt_and_mismatched_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="not an sr_lib checkpoint"):
         load_checkpoint(foreign, "sr")
     pickled = tmp_path / "pickled.pt"
-    torch.save({"kind": "sr", "payload": object()}, pickled)
+    torch.save({"method": "sr", "payload": object()}, pickled)
     with pytest.raises(ValueError, match="corrupt or not a PyTorch checkpoint"):  # weights_only refuses objects
         load_checkpoint(pickled, "sr")
     with pytest.raises(FileNotFoundError):
@@ -108,7 +180,7 @@ def test_refuses_foreign_corrupt_and_mismatched_checkpoints(tmp_path):
 
 
 def test_weights_that_do_not_fit_are_named(tmp_path):
-    path = save_checkpoint(tmp_path / "sr.pt", "sr", get_config("tiny"), 1, Generator(get_config("cpu")))
+    path = save_checkpoint(tmp_path / "sr.pt", "sr", "generator", get_config("tiny"), 1, Generator(get_config("cpu")))
     with pytest.raises(ValueError, match="weights do not fit"):
         load_model(path, "sr")
 
@@ -124,11 +196,12 @@ def test_cli_train_reports_errors(tmp_path, capsys):
 
 def test_slim_checkpoint_loads_for_evaluation_but_refuses_to_resume(tmp_path):
     from sr_lib.checkpoint import slim_checkpoint
-    full = train(settings(tmp_path / "full", "flow", 2))
+    full = train(settings(with_sr(tmp_path / "full"), "flow", 2))
     slim = slim_checkpoint(full, tmp_path / "slim" / "flow.pt", "flow")
     payload = load_checkpoint(slim, "flow", get_config("tiny"))
     assert payload["slim"] and "model_optimizer" not in payload and len(payload["history"]) == 2
     load_model(slim, "flow")
     assert slim.stat().st_size < full.stat().st_size
+    with_sr(tmp_path / "slim")
     with pytest.raises(ValueError, match="cannot resume"):
         train(settings(tmp_path / "slim", "flow", 4, resume=True))

@@ -1,0 +1,79 @@
+"""The study's punchline, rendered: `python -m sr_lib report --out DIR` writes
+
+* comparison.png: original, bicubic, SR, SRGAN and the flow at two temperatures, with zoomed crops;
+* perception_distortion.png: PSNR against SWD (and LPIPS where available), the flow as a curve over T;
+* table.md and table.json: every number `evaluate` measured, the study's FID and LPIPS beside ours.
+All measuring happens in `evaluate`; this module only renders. A metric whose backbone weights are
+missing is listed as unavailable, with the file and the folder it needs.
+"""
+import json
+import math
+from pathlib import Path
+
+from .checkpoint import DEFAULT_CHECKPOINTS
+from .data import HELDOUT_DETAIL
+from .evaluate import evaluate
+from .files import atomic_write
+from .methods import STUDY_TEMPERATURE, TEMPERATURES, label
+from .plotting import comparison_figure, perception_distortion_figure
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+# (header, row key, digits); LPIPS and FID show "n/a" when their weights were missing
+COLUMNS = [("PSNR", "psnr", 2), ("SSIM", "ssim", 3), ("LR-PSNR", "lr_psnr", 2), ("diversity", "diversity", 4),
+           ("SWD", "swd", 1), ("LPIPS", "lpips", 3), ("FID", "fid", 2), ("HF ratio", "hf_energy_ratio", 2),
+           ("MACs/px", "macs_per_hr_pixel", 0), ("field px", "receptive_field_px", 0), ("params", "params", 0),
+           ("s/MP", "seconds_per_megapixel", 3)]
+
+
+def markdown_table(result: dict) -> str:
+    head = ["method", "T"] + [h for h, _, _ in COLUMNS] + ["study FID", "study LPIPS"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["rows"]:
+        study = r["study"] or {}
+        cells = [label(r["method"]), _fmt(r["temperature"], 1)]
+        cells += ["n/a" if key in result["unavailable"] else _fmt(r.get(key), digits) for _, key, digits in COLUMNS]
+        cells += [_fmt(study.get("fid")), _fmt(study.get("lpips"), 4)]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"\nImages: {', '.join(result['images'])} ({result['data']}); checkpoints: `{result['checkpoints']}`.",
+             "PSNR/SSIM on RGB with a 4 px border crop; LR-PSNR: output downsampled by the same bicubic "
+             "degradation vs. the LR input; diversity: per-pixel std over the samples; SWD: multi-scale sliced "
+             "Wasserstein distance of 7x7 Laplacian-pyramid neighbourhoods to the originals' (x 1e3, lower = more "
+             "natural, needs no trained weights); HF ratio: spectral energy above the LR Nyquist limit, output / "
+             "original (sharpness, not correctness); s/MP: inference seconds per output megapixel on this machine.",
+             f"FID: {result['fid_protocol']['dims']}-d Inception features of 64x64 px patches (every 32 px), first "
+             "sample per image.",
+             f"The study does not state its sampling temperature; its flow scores stand next to T = {STUDY_TEMPERATURE}.",
+             "Study scores: FFHQ-trained paper-size networks evaluated on CelebA (thousands of faces); ours: the "
+             "`cpu` configuration trained on eight bundled photographs, evaluated on the images above. "
+             "Compare orderings, not values."]
+    notes += [f"**{name.upper()} unavailable:** {reason}" for name, reason in result["unavailable"].items()]
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_report(out: str | Path, result: dict, pairs, outputs) -> None:
+    """table.json, table.md and the two figures into `out`, each written atomically."""
+    import matplotlib.pyplot as plt
+    out = Path(out)
+    atomic_write(out / "table.json", lambda p: p.write_text(json.dumps(result, indent=2)))
+    atomic_write(out / "table.md", lambda p: p.write_text(markdown_table(result)))
+    figures = {"perception_distortion.png": perception_distortion_figure(result),
+               "comparison.png": comparison_figure(result["images"], pairs, outputs, HELDOUT_DETAIL)}
+    for name, fig in figures.items():
+        atomic_write(out / name, lambda p, f=fig: f.savefig(p, dpi=110, format="png", facecolor=f.get_facecolor()))
+        plt.close(fig)
+
+
+def report(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",
+           perceptual: dict | None = None, temperatures=TEMPERATURES) -> dict:
+    """Evaluate every method and write the report's four files into `out` (created); returns the result."""
+    result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures, with_outputs=True)
+    write_report(out, result, pairs, outputs)
+    return result
