@@ -65,9 +65,12 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # *Runtime:* about 30 s from a fresh kernel on a 2-core CPU (23 s of it the brute-force timing sweep); nothing trains.
 
 # %%
+import inspect
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Code, display
 
 from sr_lib import fast_mode
 from sr_lib.config import get_config
@@ -79,18 +82,28 @@ cfg = get_config("cpu")
 print(f"fast mode (CI): {fast_mode()}")
 
 # %% [markdown]
+# ## The code the maths describes
+# These are the forward and inverse passes of `sr_lib`'s coupling, exactly as the flow runs them:
+# `chunk` splits the channels into $x_{1:d}$ and $x_{d+1:D}$, `scale_and_shift` is the network computing
+# $s$ and $t$ from the first half and the condition, and the log-determinant is `s.flatten(1).sum(1)`.
+
+# %%
+display(Code(inspect.getsource(AffineCoupling.forward) + "\n" + inspect.getsource(AffineCoupling.inverse),
+             language="python"))
+
+# %% [markdown]
 # ## One conditional coupling from `sr_lib`
 # The flow works on the HR image squeezed to 12 channels at half resolution, so a coupling sees
 # 6 channels and predicts 6 log-scales and 6 shifts. Its last convolution starts at zero (an untrained
 # coupling is the identity); we draw it at random here so that $s$ and $t$ are not trivially zero.
 
 # %%
-coupling = AffineCoupling(12, cfg.flow_cond_channels, cfg.flow_hidden, cfg.flow_scale_clamp).double().eval()
-torch.nn.init.normal_(coupling.rest[-1].weight, std=0.1)
+coupling = AffineCoupling(12, cfg.gen_channels, cfg.flow_hidden, cfg.flow_scale_clamp).double().eval()
+torch.nn.init.normal_(coupling.out.weight, std=0.1)
 
 side = 3  # a 12 x 3 x 3 input: D = 108, a Jacobian small enough to look at
 x = torch.randn(1, 12, side, side, dtype=torch.float64)
-cond = torch.randn(1, cfg.flow_cond_channels, side, side, dtype=torch.float64)
+cond = torch.randn(1, cfg.gen_channels, side, side, dtype=torch.float64)
 
 jacobian = dense_jacobian(lambda v: coupling(v, cond)[0], x)
 y, logdet_structured = coupling(x, cond)
@@ -144,7 +157,7 @@ assert torch.count_nonzero(jacobian[half:, :half]) > 0.9 * half * half, "the den
 
 # %%
 sides = [2, 4, 6, 8] if fast_mode() else [2, 4, 6, 8, 12, 16]
-rows = compare_logdet_cost(coupling, cfg.flow_cond_channels, sides)
+rows = compare_logdet_cost(coupling, cfg.gen_channels, sides)
 for row in rows:
     print(f"D = {row['dim']:5d}: brute force {row['brute_force_s'] * 1e3:9.2f} ms, sum(s) "
           f"{row['structured_s'] * 1e3:6.3f} ms, ratio {row['speed_ratio']:8.0f}x, |difference| {row['abs_difference']:.1e}")

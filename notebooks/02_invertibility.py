@@ -31,7 +31,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 #
 # On paper every coupling layer is exactly invertible. In floating point, each layer adds rounding
 # error, and the inverse of layer $k$ multiplies the error it receives by $\exp(-s)$ and feeds it through
-# $t$. Chained 16 times (the seed's flow) that can stay harmless or explode. We measure:
+# $t$. Chained 16 times (the study's flow; ours adds 4 steps at LR resolution) that can stay harmless or
+# explode. We measure:
 #
 # 1. the round-trip error $\max|x - f^{-1}(f(x))|$ in float32 and float64, per depth and per image size;
 # 2. that the log-determinants of forward and inverse cancel;
@@ -42,6 +43,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # *Runtime:* about 25 s from a fresh kernel on a 2-core CPU; nothing trains.
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -52,13 +55,14 @@ from sr_lib.invertibility import (FLOAT32_BOUND, FLOAT64_BOUND, check, random_pa
 from sr_lib.models import ConditionalFlow
 
 torch.manual_seed(0)
-cfg = get_config("paper")  # the seed's 16 couplings of width 64
-print(f"fast mode (CI): {fast_mode()}; {cfg.flow_couplings} couplings, scale clamp {cfg.flow_scale_clamp}")
+cfg = get_config("paper")  # the study's 16 couplings of width 64
+print(f"fast mode (CI): {fast_mode()}; {cfg.flow_couplings} + {cfg.flow_lr_couplings} flow steps, "
+      f"scale clamp {cfg.flow_scale_clamp}")
 
 # %% [markdown]
 # ## Round trip per depth, float32 vs float64
-# An untrained coupling is the identity (its last layer starts at zero), which would make the check
-# trivially exact, so `check` first draws those layers at random. It works in eval mode: BatchNorm
+# An untrained coupling (and injector) is the identity (its last layer starts at zero), which would make
+# the check trivially exact, so `check` first draws those layers at random. It works in eval mode: BatchNorm
 # inside the subnets then uses fixed statistics, as it does at sampling time.
 
 # %%
@@ -89,15 +93,20 @@ assert results[torch.float64]["max_abs_logdet_forward_plus_inverse"] < 1e-9
 # weights the flow is as invertible as the arithmetic allows.
 #
 # ## Per image size
-# Every pixel is an independent round trip through local convolutions, so the *maximum* error grows only
-# slowly with the number of pixels.
+# The pixels are not independent: through its steps every output pixel depends on a neighbourhood of the
+# latent at least 194 px wide (the 16 half-resolution couplings alone reach that far; `python -m sr_lib
+# complexity --config paper`), so rounding errors spread. Yet the *maximum* error over all pixels grows
+# far more slowly than their number:
 
 # %%
 sizes = [16, 32] if fast_mode() else [16, 32, 64, 128]
 by_size = {s: check(cfg, s, torch.float32)["max_abs_roundtrip_error"] for s in sizes}
 for s, err in by_size.items():
     print(f"3x{s}x{s}: float32 round trip {err:.2e}")
+growth = by_size[sizes[-1]] / by_size[sizes[0]]
+print(f"{(sizes[-1] / sizes[0]) ** 2:.0f}x the pixels, {growth:.1f}x the maximum error")
 assert max(by_size.values()) < FLOAT32_BOUND
+assert growth < (sizes[-1] / sizes[0]) ** 2 / 4, "the maximum error grows far more slowly than the pixel count"
 
 # %% [markdown]
 # ## The log-determinant, checked against autograd
@@ -145,26 +154,33 @@ plt.show()
 assert curves["unclamped"][0] < FLOAT32_BOUND
 assert float("inf") in curves["unclamped"], "the unclamped flow overflows"
 assert float("inf") not in curves["soft clamp c=2"], "the clamp keeps every value finite"
+worst = max(curves["soft clamp c=2"])
+print(f"largest clamped round-trip error: {worst:.1e} (pixel values live in [0, 1])")
+assert worst > 1, "finite, yet far from the input: silently wrong"
 
 # %% [markdown]
 # **What we see.** Without the clamp, $\exp(s)$ overflows to `inf` once the weights grow a few-fold and
 # the round trip returns nothing at all. The clamp bounds every layer's scale to $[e^{-2}, e^{2}]$, so
 # values stay finite, but it does not make the inverse well conditioned: the shift $t$ is unbounded and
 # each inverse layer still amplifies the rounding error of the layers after it, so the error climbs
-# steeply for large weights.
+# steeply for large weights. Read the largest clamped error below plainly: pixel values live in $[0, 1]$,
+# so a finite round-trip error far above 1 is **silently wrong output**. No exception, no NaN, no `inf`:
+# the numbers that come back are simply not the image that went in.
 #
 # The fix therefore has three parts, all in `sr_lib`: the soft clamp (no overflow), gradient clipping in
 # training (weights grow slowly), and this check after training: run
-# `python -m sr_lib check-flow` on a trained checkpoint before trusting its likelihoods. Float64 buys
-# about nine more decimal digits of headroom:
+# `python -m sr_lib check-flow --checkpoint sr_lib/checkpoints/cpu/flow.pt` on a trained flow before
+# trusting its likelihoods. Float64 buys many decimal digits of headroom at the same weights, which
+# delays the problem but does not remove it:
 
 # %%
 hr64, lr64 = random_pair(32, torch.float64)
 flow = scale_coupling_outputs(randomize_couplings(ConditionalFlow(cfg)), 6).double().eval()
 err64 = roundtrip(flow, hr64, lr64)["max_abs_roundtrip_error"]
 err32 = roundtrip(flow.float(), hr, lr)["max_abs_roundtrip_error"]
-print(f"weights x6, clamped: float32 {err32:.1e}, float64 {err64:.1e}")
-assert err64 < err32
+digits = math.log10(err32 / err64)
+print(f"weights x6, clamped: float32 {err32:.1e}, float64 {err64:.1e}: {digits:.1f} more digits")
+assert digits > 6
 
 # %% [markdown]
 # **Next:** 03 trains the GAN, 04 trains this flow by maximum likelihood.

@@ -29,22 +29,38 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # %% [markdown]
 # # 05 · The comparison: SRGAN vs. flow vs. SR (no GAN) vs. bicubic
 #
-# The seed's punchline, on the same held-out faces for every method:
+# The study's result, measured on CelebA faces by networks trained on FFHQ:
 #
 # | | SRGAN | Norm. Flow | SR (no GAN) |
 # |---|---|---|---|
 # | FID (lower better) | 3.858 | 6.026 | 5.822 |
 # | LPIPS (lower better) | 0.1480 | 0.2061 | 0.2267 |
 #
-# **FID** compares the *distribution* of deep Inception features of outputs and originals; **LPIPS**
-# compares each output with its original through the *first* layers of AlexNet. Both reward realistic
-# texture; PSNR and SSIM reward pixel agreement and therefore the blur of the conditional mean. The
-# **perception-distortion trade-off** (Blau & Michaeli, 2018) says no method can be best at both; the
-# flow's temperature lets us *move along* the trade-off with one trained model.
+# **LPIPS** compares each output with *its own* original: both go through all five convolutional stages
+# of an ImageNet-trained AlexNet, each stage's features are normalised, weighted by linear layers
+# learnt from human similarity judgements, and the distances summed. **FID** compares the *distributions*
+# of Inception features of all outputs and all originals. **PSNR** and **SSIM** compare pixels.
 #
-# Everything here uses the shipped `cpu` checkpoints (notebooks 03 and 04). LPIPS and FID need ImageNet
-# backbone weights that cannot be downloaded in an offline environment; `python -m sr_lib weights` says
-# which file goes where, and the table marks those columns unavailable instead of inventing numbers.
+# **Perception and distortion** (Blau & Michaeli, 2018). A *distortion* measure compares each output with
+# its own original ($\mathbb E\,\Delta(x, \hat x)$: MSE, PSNR, SSIM, and in their terms LPIPS too, a
+# learnt one). *Perceptual quality* is how far the *distribution* of outputs is from the distribution of
+# natural images, a divergence $d(p_X, p_{\hat X})$: FID estimates one, and so does the SWD below. Their
+# theorem: the best distortion achievable at a given perceptual quality, $D(P) = \min\, \mathbb
+# E\,\Delta(X, \hat X)$ subject to $d(p_X, p_{\hat X}) \le P$, is non-increasing and (for convex $d$ in
+# its second argument) convex in $P$: below some distortion, better perception must cost distortion,
+# for *any* algorithm. For the MSE they also bound the price: drawing the output from the posterior
+# $p(x \mid y)$ gives perfect perceptual quality ($P = 0$) at exactly twice the minimum MSE, so
+# $D(0) \le 2\,D_\text{min}$. The flow samples from an approximate posterior, and its temperature moves
+# it along the trade-off with one trained model.
+#
+# **Offline**, LPIPS and FID need ImageNet weights that cannot be downloaded here: `python -m sr_lib
+# weights` says which file goes where, and the table marks those columns unavailable instead of inventing
+# numbers. Our weight-free perception measure is the **sliced Wasserstein distance (SWD)** of Karras et al.
+# (2018): the distribution of 7x7 neighbourhoods of every level of a Laplacian pyramid (fine detail to
+# coarse shape), outputs against originals, compared along 512 random directions; 0 means the outputs'
+# local structure is distributed like the originals'.
+#
+# Everything here uses the shipped `cpu` checkpoints (notebooks 03 and 04), on two held-out portraits.
 #
 # *Runtime:* about 30 s from a fresh kernel on a 2-core CPU; nothing trains.
 
@@ -56,50 +72,60 @@ import torch
 from IPython.display import Markdown, display
 
 from sr_lib import fast_mode
-from sr_lib.compare import (LABELS, comparison_figure, compare, load_perceptual, markdown_table,
-                            perception_distortion_figure)
-from sr_lib.data import bundled_heldout
-from sr_lib.evaluate import DEFAULT_CHECKPOINTS, collect, load_methods
+from sr_lib.checkpoint import DEFAULT_CHECKPOINTS
+from sr_lib.data import HELDOUT_DETAIL, bundled_heldout
+from sr_lib.evaluate import load_perceptual, run_all
+from sr_lib.methods import SHOWN_TEMPERATURES, TEMPERATURES, label, load_methods
+from sr_lib.plotting import comparison_figure, perception_distortion_figure
+from sr_lib.report import markdown_table, report
 from sr_lib.widgets import CropComparator, TemperatureScrubber
 
 torch.manual_seed(0)
-methods = load_methods(DEFAULT_CHECKPOINTS)
+models = load_methods(DEFAULT_CHECKPOINTS)
 faces = bundled_heldout()
 perceptual = load_perceptual()
 for metric, reason in perceptual["unavailable"].items():
     print(f"{metric.upper()} unavailable: {reason}")
-print(f"fast mode (CI): {fast_mode()}; methods: {', '.join(LABELS[m] for m in methods)}")
+print(f"fast mode (CI): {fast_mode()}; methods: {', '.join(label(name) for name in models)}")
 
 # %% [markdown]
 # ## The table
-# `compare` is what `python -m sr_lib compare --out report/` runs: every method on both held-out faces,
-# the flow at six temperatures (4 samples each), the networks' measured cost, and the seed's scores beside
-# ours. It takes about 15 s on a 2-core CPU.
+# `report` is what `python -m sr_lib report --out report/` runs: every method on both held-out faces,
+# the flow at six temperatures (4 samples each), the networks' measured cost, and the study's scores
+# beside ours.
 
 # %%
 report_dir = tempfile.mkdtemp(prefix="sr_report_")
-temperatures = (0.0, 0.5, 0.8) if fast_mode() else (0.0, 0.2, 0.5, 0.8, 1.0, 1.2)
-result = compare(report_dir, DEFAULT_CHECKPOINTS, perceptual=perceptual, temperatures=temperatures)
+temperatures = (0.0, 0.5, 0.8) if fast_mode() else TEMPERATURES
+result = report(report_dir, DEFAULT_CHECKPOINTS, perceptual=perceptual, temperatures=temperatures)
 display(Markdown(markdown_table(result)))
 
 # %%
 rows = {(r["method"], r["temperature"]): r for r in result["rows"]}
 bicubic, sr, srgan = rows[("bicubic", None)], rows[("sr", None)], rows[("srgan", None)]
-assert sr["psnr"] > bicubic["psnr"], "the pixel-loss SR beats bicubic in PSNR"
-assert srgan["hf_energy_ratio"] > sr["hf_energy_ratio"], "the GAN restores more fine detail than the pixel loss"
-assert rows[("flow", 0.8)]["diversity"] > rows[("flow", 0.0)]["diversity"] == 0.0
+flow0, flow8 = rows[("flow", 0.0)], rows[("flow", 0.8)]
+assert sr["psnr"] >= bicubic["psnr"] + 1.0, "the pixel-loss SR beats bicubic by a decibel or more"
+assert sr["psnr"] >= srgan["psnr"] and sr["psnr"] >= flow8["psnr"], "SR has the best PSNR"
+assert srgan["swd"] < flow8["swd"] < sr["swd"], "the study's order: SRGAN, then the flow, then SR"
+assert sr["hf_energy_ratio"] < min(srgan["hf_energy_ratio"], flow8["hf_energy_ratio"]), "SR is the smoothest"
+assert flow8["diversity"] > flow0["diversity"] == 0.0
+assert min(sr["lr_psnr"], srgan["lr_psnr"], flow8["lr_psnr"]) >= 40, "every learned output explains its input"
 assert all(("lpips" in r) == ("lpips" not in result["unavailable"]) for r in result["rows"]), "no made-up LPIPS"
+print(f"PSNR: SR {sr['psnr']:.2f}, flow T=0.8 {flow8['psnr']:.2f}, SRGAN {srgan['psnr']:.2f}, bicubic {bicubic['psnr']:.2f} dB")
+print(f"SWD:  SRGAN {srgan['swd']:.1f} < flow T=0.8 {flow8['swd']:.1f} < SR {sr['swd']:.1f}")
 
 # %% [markdown]
-# **Reading it.** SR (no GAN) has the best PSNR and the least fine detail (HF ratio well below 1): the
-# conditional mean. SRGAN trades some PSNR for detail. The flow at $T=0$ is close to the mean; raising $T$
-# adds detail and diversity and costs PSNR, and at $T \ge 1$ it adds more high-frequency energy than the
-# original has (noise the model is unsure about). The LR-PSNR column checks consistency with the input:
-# whatever a method invents, its output should still downsample to the LR image.
+# **Reading it.** SR (no GAN) has the best PSNR, at least a decibel above bicubic, and the least fine
+# detail of the learned methods (the lowest HF ratio): one smooth compromise. SRGAN gives up some PSNR
+# for detail, and its local statistics come closest to the originals' (lowest SWD). The flow at $T = 0.8$
+# lies between the two on SWD, as in the study; its $T = 0$ image is close to the SR output, and raising
+# $T$ adds detail and diversity at the cost of PSNR. The LR-PSNR column checks consistency with the input:
+# whatever a method invents, its output downsampled again should match the LR image, and every learned
+# method's does to 40 dB or better at the temperatures the study would use.
 #
-# Our numbers are not the seed's: the seed trained paper-size networks on 70,000 FFHQ faces and scored
-# thousands of CelebA faces; we trained the `cpu` configuration for minutes on eight photographs and score
-# two portraits. Compare the *orderings* and the trade-off, not the values.
+# Our numbers are not the study's: it trained paper-size networks on 70,000 FFHQ faces and scored
+# thousands of CelebA faces; we trained the `cpu` configuration on four photographs and score two
+# portraits. Compare the *orderings* and the trade-off, not the values.
 #
 # ## Perception vs. distortion
 # Each method is a point; the flow is a curve parametrised by the temperature.
@@ -114,8 +140,8 @@ plt.show()
 # (nearest-neighbour, so you see pixels, not interpolation).
 
 # %%
-pairs, outputs = collect(methods, faces, (0.5, 0.8))
-fig = comparison_figure(pairs, outputs, faces)
+pairs, outputs = run_all(models, faces, SHOWN_TEMPERATURES)
+fig = comparison_figure(list(faces), pairs, outputs, HELDOUT_DETAIL)
 plt.show()
 
 # %% [markdown]
@@ -126,7 +152,7 @@ plt.show()
 # "New sample" draws a different latent at the same temperature.
 
 # %%
-scrubber = TemperatureScrubber(methods, faces)
+scrubber = TemperatureScrubber(models, faces)
 scrubber.widget
 
 # %%
@@ -143,7 +169,7 @@ print(f"T = 0.8 again: LR-PSNR {scrubber.last_stats['lr_psnr']:.2f} dB, diversit
 # difference between *plausible* detail (GAN, flow) and *average* detail (SR) best.
 
 # %%
-comparator = CropComparator(methods, faces)
+comparator = CropComparator(models, faces)
 comparator.widget
 
 # %%
@@ -157,6 +183,6 @@ for label, (_, value) in panel.items():
 # %% [markdown]
 # ## What the benchmarks say
 # `python -m sr_lib bench` measures, in one run on your machine, the speed and memory ratios behind the
-# seed's "comparable compute": the structured log-det against brute force, the training throughput of
-# generator + discriminator against the flow, inference time per megapixel against bicubic, and the
-# activation memory of a training step. The README quotes a run.
+# study's "comparable compute": the structured log-det against brute force, the training throughput and
+# activation memory of each method's training step, and inference time per megapixel against bicubic.
+# The README quotes a run.

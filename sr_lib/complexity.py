@@ -114,11 +114,11 @@ def format_audit(result: dict) -> str:
     """A plain-text table of `audit`'s result next to the study's figures."""
     models, study = result["models"], result["study"]
     lines = [f"complexity audit, config {result['config']!r} (MAC = multiply-accumulate, px = HR pixels)",
-             f"{'network':<14}{'params':>12}{'MACs/px':>12}{'recept. field':>15}{'study field':>12}{'study MOPS':>12}"]
+             f"{'network':<14}{'params':>12}{'MACs/px':>12}{'recept. field':>15}{'study field':>13}{'study MOPS':>12}"]
     for name in ("generator", "flow", "discriminator"):
         m, s = models[name], study.get(name, {})
         lines.append(f"{name:<14}{m['params']:>12,}{m['macs_per_hr_pixel']:>12,.0f}{m['receptive_field_px']:>13} px"
-                     f"{s.get('receptive_field_px', '-'):>12}{s.get('mops_per_pixel', '-'):>12}")
+                     f"{s.get('receptive_field_px', '-'):>13}{s.get('mops_per_pixel', '-'):>12}")
     flow = models["flow"]
     ratio = models["flow_vs_generator"]
     lines += [f"flow field w.r.t. z: {flow['receptive_field_z_px']} px, w.r.t. the LR image: {flow['receptive_field_lr_px']} px",

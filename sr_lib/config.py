@@ -17,7 +17,8 @@ class Config:
     # discriminator
     disc_channels: int
     # conditional flow (its base network is a generator of the sizes above)
-    flow_couplings: int  # flow steps, each a 1x1 mixer, an affine injector and an affine coupling
+    flow_couplings: int  # flow steps at half resolution, each a 1x1 mixer, an affine injector and a coupling
+    flow_lr_couplings: int  # flow steps after a second squeeze, at LR resolution (48 channels)
     flow_hidden: int  # width of the coupling subnet (study: 64)
     flow_scale_clamp: float | None  # |s| < clamp via a soft tanh clamp (None: unclamped, see notebook 02)
     # training
@@ -30,11 +31,11 @@ class Config:
 
 CONFIGS = {
     "paper": Config("paper", gen_channels=64, gen_blocks=8, disc_channels=64, flow_couplings=16,
-                    flow_hidden=64, flow_scale_clamp=2.0, crop=256, batch=64),
-    "cpu": Config("cpu", gen_channels=32, gen_blocks=4, disc_channels=16, flow_couplings=6,
-                  flow_hidden=24, flow_scale_clamp=2.0, crop=64, batch=16),
+                    flow_lr_couplings=4, flow_hidden=64, flow_scale_clamp=2.0, crop=256, batch=64),
+    "cpu": Config("cpu", gen_channels=32, gen_blocks=4, disc_channels=16, flow_couplings=4,
+                  flow_lr_couplings=4, flow_hidden=24, flow_scale_clamp=2.0, crop=64, batch=16),
     "tiny": Config("tiny", gen_channels=8, gen_blocks=1, disc_channels=8, flow_couplings=2,
-                   flow_hidden=8, flow_scale_clamp=2.0, crop=32, batch=4),
+                   flow_lr_couplings=1, flow_hidden=8, flow_scale_clamp=2.0, crop=32, batch=4),
 }
 
 

@@ -10,10 +10,14 @@ Choices where the study's table is ambiguous or leaves something out (measured b
 * Flow: p(HR | LR) = the pixel-loss generator's estimate plus a learned distribution of what it leaves
   open. The HR residual over the *base* (a generator, trained by the pixel loss first and then frozen)
   is squeezed 2x2 to 12 channels at half resolution. Each flow step is SRFlow's: a learned invertible
-  1x1 convolution (Glow), an affine injector (scale and shift of all 12 channels from the LR features)
+  1x1 convolution (Glow), an affine injector (scale and shift of all channels from the LR features)
   and an affine coupling (split 6 | 6; subnet "6x64 -> 64x64 -> 64x12" of three 3x3 convs, 6 log-scales
-  + 6 shifts). The LR features are the base's own, after its first upsampling stage, which ends at the
-  couplings' half resolution.
+  + 6 shifts), conditioned on the base's features after its first upsampling stage (which ends at the
+  couplings' half resolution). Then, as in Glow's and SRFlow's multi-scale flows, a second squeeze to
+  48 channels at LR resolution and `flow_lr_couplings` more steps there, conditioned on the base's
+  trunk features: one 1x1 mixer now sees a whole LR pixel's 4x4 block, so the flow can learn to put
+  (almost) no noise into what the LR image fixes. With half-resolution steps only, our flow's samples
+  at T = 0.8 drifted below 40 dB LR-consistency as training went on (39.3 dB after 3,400 steps).
 * Why a base network: maximum likelihood learns the conditional mean slowly. With an encoder of its own
   at 1.18x the generator's compute, our flow at temperature 0 was 0.03 dB above bicubic after 800 CPU
   steps, the first version's 0.16 dB after 5,000, while the pixel loss gives 1.2 dB. SRFlow conditions
@@ -105,12 +109,13 @@ class Generator(nn.Module):
         self.tail = conv(ch, 3, 9)
 
     def forward(self, lr: torch.Tensor, with_features: bool = False):
-        """The HR estimate; with_features=True also returns the features after the first upsampling
-        stage (N, ch, 2h, 2w), at exactly the flow's half resolution (the flow conditions on them)."""
+        """The HR estimate; with_features=True also returns the trunk's features (N, ch, h, w) and those
+        after the first upsampling stage (N, ch, 2h, 2w): the flow conditions its two levels on them."""
         check_images(lr, "LR image")
-        half = self.upsample[0](self.trunk(lr))
+        features = self.trunk(lr)
+        half = self.upsample[0](features)
         hr = upsample(lr) + self.tail(self.upsample[1](half))
-        return (hr, half) if with_features else hr
+        return (hr, (half, features)) if with_features else hr
 
 
 # ---------------------------------------------------------------- discriminator
@@ -248,6 +253,7 @@ class FlowStep(nn.Module):
 
     def __init__(self, channels: int, cfg: Config):
         super().__init__()
+        self.channels = channels
         self.mixer = InvertibleConv1x1(channels)
         self.injector = AffineInjector(channels, cfg.gen_channels, cfg.flow_scale_clamp)
         self.coupling = AffineCoupling(channels, cfg.gen_channels, cfg.flow_hidden, cfg.flow_scale_clamp)
@@ -272,12 +278,12 @@ class ConditionalFlow(nn.Module):
     sample(lr, temperature) draws z ~ N(0, T^2 I) and inverts it.
     """
 
-    channels = 12  # 3 colour channels squeezed 2x2
-
     def __init__(self, cfg: Config):
         super().__init__()
         self.base = Generator(cfg)
-        self.steps = nn.ModuleList(FlowStep(self.channels, cfg) for _ in range(cfg.flow_couplings))
+        # half resolution: 3 colours squeezed 2x2 = 12 channels; LR resolution: squeezed again, 48 channels
+        self.steps = nn.ModuleList([*(FlowStep(12, cfg) for _ in range(cfg.flow_couplings)),
+                                    *(FlowStep(48, cfg) for _ in range(cfg.flow_lr_couplings))])
 
     def freeze_base(self, generator_state: dict) -> "ConditionalFlow":
         """Load a trained pixel-loss generator as the base and keep it fixed (weights and BatchNorm
@@ -296,24 +302,37 @@ class ConditionalFlow(nn.Module):
     def forward(self, hr: torch.Tensor, lr: torch.Tensor, depth: int | None = None):
         """Map HR to z; `depth` applies only the first that many steps (for per-layer checks)."""
         check_pair(hr, lr)
-        base, cond = self.base(lr, with_features=True)
+        base, features = self.base(lr, with_features=True)
         x = squeeze(hr - base)
         logdet = torch.zeros(hr.shape[0], dtype=hr.dtype, device=hr.device)
         for step in self.steps[:depth]:
-            x, ld = step(x, cond)
+            if step.channels != x.shape[1]:
+                x = squeeze(x)  # on to the LR level
+            x, ld = step(x, features[x.shape[1] == 48])
             logdet = logdet + ld
-        return unsqueeze(x), logdet
+        return self._unsqueeze_all(x), logdet
+
+    @staticmethod
+    def _unsqueeze_all(x: torch.Tensor) -> torch.Tensor:
+        while x.shape[1] > 3:
+            x = unsqueeze(x)
+        return x
 
     def inverse(self, z: torch.Tensor, lr: torch.Tensor, depth: int | None = None):
         """Map z back to HR, undoing the first `depth` steps (all by default)."""
         check_pair(z, lr)
-        base, cond = self.base(lr, with_features=True)
+        base, features = self.base(lr, with_features=True)
+        steps = self.steps[:depth]
         x = squeeze(z)
+        if steps and steps[-1].channels == 48:
+            x = squeeze(x)
         logdet = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
-        for step in reversed(self.steps[:depth]):
-            x, ld = step.inverse(x, cond)
+        for step in reversed(steps):
+            if step.channels != x.shape[1]:
+                x = unsqueeze(x)  # back to the half-resolution level
+            x, ld = step.inverse(x, features[x.shape[1] == 48])
             logdet = logdet + ld
-        return unsqueeze(x) + base, logdet
+        return self._unsqueeze_all(x) + base, logdet
 
     def bits_per_dim(self, hr: torch.Tensor, lr: torch.Tensor, dequantize: bool = True) -> torch.Tensor:
         """-log2 p(hr | lr) per dimension, for 8-bit images in [0, 1] with uniform dequantization noise.

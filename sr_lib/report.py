@@ -52,7 +52,7 @@ def markdown_table(result: dict) -> str:
              "sample per image.",
              f"The study does not state its sampling temperature; its flow scores stand next to T = {STUDY_TEMPERATURE}.",
              "Study scores: FFHQ-trained paper-size networks evaluated on CelebA (thousands of faces); ours: the "
-             "`cpu` configuration trained on eight bundled photographs, evaluated on the images above. "
+             "`cpu` configuration trained on four bundled photographs, evaluated on the images above. "
              "Compare orderings, not values."]
     notes += [f"**{name.upper()} unavailable:** {reason}" for name, reason in result["unavailable"].items()]
     return "\n".join(lines + notes) + "\n"

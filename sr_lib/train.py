@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
-from .config import Config
+from .config import SCALE, Config
 from .data import RandomCrops, training_images
 from .files import atomic_write
 from .methods import METHODS
@@ -59,7 +59,7 @@ class TrainSettings:
     overwrite: bool = False  # start again although <out>/<method>.pt exists
     save_every: int = 200
     content: str = "l1"  # adversarial: 'l1' or 'vgg'
-    ema_decay: float = 0.999  # adversarial: the evaluated generator's moving average
+    ema_decay: float = 0.995  # adversarial: the evaluated generator's moving average (about the last 200 steps)
     show_progress: bool = True
     device: str = "cpu"
 
@@ -243,19 +243,30 @@ def relativistic_loss(a_logit: torch.Tensor, b_logit: torch.Tensor) -> torch.Ten
             + bce(b_logit - a_logit.mean(), torch.zeros_like(b_logit))) / 2
 
 
+def shifted_window(max_shift: int = 2 * SCALE):
+    """A function cutting the same window, `max_shift` px smaller than the crop at a random offset, from
+    any batch (DiffAugment's translation, Zhao et al. 2020). Without it every generated crop has its 4 px
+    LR grid at the same phase as D's stride-2 layers, which can turn a grid-aligned lattice into a flat
+    offset that D cannot see (our runs without it painted such a lattice)."""
+    dy, dx = torch.randint(max_shift, (2,)).tolist()
+    return lambda x: x[..., dy:x.shape[-2] - max_shift + dy, dx:x.shape[-1] - max_shift + dx]
+
+
 def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float, clip: float | None) -> dict | None:
-    """One generator update (content + fool D, D frozen), then one discriminator update (real above fake)."""
+    """One generator update (content + fool D, D frozen), then one discriminator update (real above fake).
+    D judges the same randomly shifted window of every crop (`shifted_window`)."""
+    window = shifted_window()
     fake = gen(lr)
-    real_logit = disc(hr)  # D is unchanged until its own update below: computed once for both
+    real_logit = disc(window(hr))  # D is unchanged until its own update below: computed once for both
     disc.requires_grad_(False)
-    fake_logit = disc(fake)
+    fake_logit = disc(window(fake))
     g_content = content(fake, hr)
     adversarial = relativistic_loss(fake_logit, real_logit.detach())
     g_norm = guarded_step(opt_g, g_content + adv_weight * adversarial, gen.parameters(), clip)
     disc.requires_grad_(True)
     if g_norm is None:
         return None
-    fake_logit = disc(fake.detach())
+    fake_logit = disc(window(fake.detach()))
     d_loss = relativistic_loss(real_logit, fake_logit)
     if guarded_step(opt_d, d_loss, disc.parameters(), clip) is None:
         return None

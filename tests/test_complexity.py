@@ -34,14 +34,25 @@ def test_paper_generator_has_the_studys_101772_macs_and_192_px_field():
 
 def test_flow_figures_are_its_base_generator_plus_its_steps(tiny):
     result = audit(tiny)["models"]
-    h, c, k = tiny.flow_hidden, tiny.gen_channels, tiny.flow_couplings
+    h, c, k, k_lr = tiny.flow_hidden, tiny.gen_channels, tiny.flow_couplings, tiny.flow_lr_couplings
     # per half-resolution pixel and step: the 12x12 mixer, the injector's 1x1 conv c -> 24, and the
     # coupling's 3x3 convs 6 -> h -> h -> 12 plus its 1x1 condition projection c -> h
-    per_step = 144 + 24 * c + 9 * 6 * h + c * h + 9 * h * h + 9 * h * 12
-    assert result["flow"]["macs_per_hr_pixel"] == result["generator"]["macs_per_hr_pixel"] + k * per_step / 4
-    # sampling direction, w.r.t. z: three 3x3 convs per coupling, each +2 half-res px: 1 + 6k half-res px
-    assert result["flow"]["receptive_field_z_px"] == 2 * (1 + 6 * k)
+    half_step = 144 + 24 * c + 9 * 6 * h + c * h + 9 * h * h + 9 * h * 12
+    # per LR pixel (16 HR px) and step: the same with 48 channels, split 24 | 24
+    lr_step = 48 * 48 + 96 * c + 9 * 24 * h + c * h + 9 * h * h + 9 * h * 48
+    assert result["flow"]["macs_per_hr_pixel"] == (result["generator"]["macs_per_hr_pixel"]
+                                                   + k * half_step / 4 + k_lr * lr_step / 16)
     assert result["flow"]["receptive_field_lr_px"] > result["generator"]["receptive_field_px"]
+
+
+def test_flow_field_wrt_z_grows_with_each_level():
+    # sampling direction, w.r.t. z, half resolution only: three 3x3 convs per coupling, each +2 half-res px
+    one_level = get_config("tiny", flow_lr_couplings=0)
+    assert audit(one_level)["models"]["flow"]["receptive_field_z_px"] == 2 * (1 + 6 * one_level.flow_couplings)
+    # each LR-level coupling's three 3x3 convs add at least 3 x 2 LR px = 24 HR px
+    two_levels = get_config("tiny", flow_lr_couplings=2)
+    grown = audit(two_levels)["models"]["flow"]["receptive_field_z_px"] - 2 * (1 + 6 * two_levels.flow_couplings)
+    assert grown >= 2 * 24
 
 
 def test_receptive_field_of_a_plain_conv_stack():
@@ -50,8 +61,8 @@ def test_receptive_field_of_a_plain_conv_stack():
     assert field == 13
 
 
-def test_paper_flow_steps_alone_cost_about_twice_the_generator():
-    flow = ConditionalFlow(get_config("paper")).eval()
+def test_paper_flow_couplings_alone_cost_about_twice_the_generator():
+    flow = ConditionalFlow(get_config("paper", flow_lr_couplings=0)).eval()
     z, lr = torch.randn(1, 3, 32, 32), torch.rand(1, 3, 8, 8)
     total = count_macs(lambda a, b: flow.inverse(a, b), z, lr) / (32 * 32)
     steps = total - 101_772  # the base generator's share

@@ -16,7 +16,8 @@ def test_check_meets_documented_bounds(name):
         result = check(get_config(name), 64, dtype)
         assert result["max_abs_roundtrip_error"] < bound
         assert max(result["roundtrip_error_per_depth"]) < bound
-        assert len(result["roundtrip_error_per_depth"]) == get_config(name).flow_couplings
+        cfg = get_config(name)
+        assert len(result["roundtrip_error_per_depth"]) == cfg.flow_couplings + cfg.flow_lr_couplings
         assert result["max_abs_logdet_error_vs_autograd"] is None  # too large for a dense Jacobian
 
 
