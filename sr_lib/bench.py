@@ -56,6 +56,8 @@ def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor):
     net = build(method.network, cfg).to(hr.device)
     if method.network == "flow":
         randomize_couplings(net)  # zero-initialised outputs would skip part of the backward pass
+        if method.starts_from:  # as in training: the base generator is frozen
+            net.freeze_base(net.base.state_dict())
     opt = torch.optim.Adam(net.parameters())
     if method.objective == "adversarial":
         disc = build("discriminator", cfg).to(hr.device)
