@@ -62,7 +62,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 #
 # The dense lower-left block, where all the expressive power lives, never enters the determinant.
 #
-# *Runtime:* about 30 s from a fresh kernel on a 2-core CPU (23 s of it the brute-force timing sweep); nothing trains.
+# *Runtime:* about 12 s from a fresh kernel on a 2-core CPU (9 s of it the brute-force timing sweep); nothing trains.
 
 # %%
 import inspect
@@ -177,7 +177,7 @@ print(f"at D = {rows[-1]['dim']} the structured log-det is {rows[-1]['speed_rati
 
 # %% [markdown]
 # The ratio grows with $D$: brute force scales at least as $D^2$ (and $D^3$ for the determinant),
-# the structured sum as $D$. At the seed's $256 \times 256$ training crops the brute-force way is not
+# the structured sum as $D$. At the study's $256 \times 256$ training crops the brute-force way is not
 # merely slow but impossible (the Jacobian alone would need about 300 GB in float64).
 #
 # **Next:** [02 · numerical invertibility](02_invertibility.ipynb), where 16 of these layers are chained

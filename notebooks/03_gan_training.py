@@ -49,8 +49,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # This notebook loads the shipped checkpoints (the `cpu` configuration, trained on the bundled photographs
 # by `sr_lib/checkpoints/cpu/TRAIN.sh`); set `RETRAIN = True` to train them again here.
 #
-# *Runtime:* about 10 s from a fresh kernel on a 2-core CPU up to the last section, whose short live training
-# run (the failure mode) adds about 50 s; `RETRAIN = True` adds about 15 min.
+# *Runtime:* about 6 s from a fresh kernel on a 2-core CPU with the shipped checkpoints; `RETRAIN = True`
+# adds the training times in `sr_lib/checkpoints/cpu/TRAIN.sh`.
 
 # %%
 import tempfile

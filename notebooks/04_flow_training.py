@@ -53,7 +53,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # variance, so edges, where PSNR is decided, count least); with an encoder of its own our flow was
 # barely better than bicubic after thousands of CPU steps. The price is compute, measured below.
 #
-# *Runtime:* about 10 s from a fresh kernel on a 2-core CPU with the shipped checkpoint; `RETRAIN = True`
+# *Runtime:* about 13 s from a fresh kernel on a 2-core CPU with the shipped checkpoint; `RETRAIN = True`
 # adds the training times in `sr_lib/checkpoints/cpu/TRAIN.sh`.
 
 # %%

@@ -62,7 +62,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 #
 # Everything here uses the shipped `cpu` checkpoints (notebooks 03 and 04), on two held-out portraits.
 #
-# *Runtime:* about 30 s from a fresh kernel on a 2-core CPU; nothing trains.
+# *Runtime:* about 40 s from a fresh kernel on a 2-core CPU; nothing trains.
 
 # %%
 import tempfile

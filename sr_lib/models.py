@@ -356,9 +356,9 @@ class ConditionalFlow(nn.Module):
         return self.inverse(temperature * z, lr)[0]
 
 
-def build(kind: str, cfg: Config) -> nn.Module:
+def build(network: str, cfg: Config) -> nn.Module:
     """The network named 'generator', 'discriminator' or 'flow' for a configuration."""
     networks = {"generator": Generator, "discriminator": Discriminator, "flow": ConditionalFlow}
-    if kind not in networks:
-        raise ValueError(f"unknown network {kind!r}; choose one of {sorted(networks)}")
-    return networks[kind](cfg)
+    if network not in networks:
+        raise ValueError(f"unknown network {network!r}; choose one of {sorted(networks)}")
+    return networks[network](cfg)

@@ -19,8 +19,8 @@ def tiny_checkpoints(tmp_path_factory):
     """sr.pt, srgan.pt and flow.pt of the tiny config, a few steps each (the plumbing, not the quality)."""
     from sr_lib.train import TrainSettings, train
     out = tmp_path_factory.mktemp("tiny_checkpoints")
-    for kind in ("sr", "srgan", "flow"):
-        train(TrainSettings(kind, get_config("tiny"), out, 3, show_progress=False))
+    for method in ("sr", "srgan", "flow"):  # SRGAN and the flow start from SR
+        train(TrainSettings(method, get_config("tiny"), out, 3, show_progress=False))
     return out
 
 
