@@ -70,8 +70,9 @@ def register(method: Method) -> Method:
 # * SRGAN: 1e-4 (half SR's, as ESRGAN's GAN stage; its discriminator learns at 4x, train.LR_RATIO);
 #   adversarial weight 5e-3 against L1, ESRGAN's: at 2e-2 the trained generator painted a 2-4 px
 #   lattice and colour speckle within 1,000 steps in every run we made; clip 1.
-# * Flow: 3e-4 (higher than SR: a likelihood's gradients are small once the mean is learnt), clip 10 on
-#   the gradient norm, which stays far below it except in the first steps (notebook 04).
+# * Flow: 3e-4, clip 10 on the gradient norm: the shipped run's median norm was 10.9, and 16% of its last
+#   1,000 steps were clipped, so single bad batches cannot grow the weights that notebook 02 shows can
+#   make the inverse silently wrong.
 register(Method("bicubic", "bicubic", _bicubic))
 register(Method("sr", "SR (no GAN)", _deterministic, network="generator", objective="pixel",
                 learning_rate=2e-4, clip=1.0, study={"fid": 5.822, "lpips": 0.2267}))

@@ -23,7 +23,7 @@ Choices where the study's table is ambiguous or leaves something out (measured b
   steps, the first version's 0.16 dB after 5,000, while the pixel loss gives 1.2 dB. SRFlow conditions
   on a pretrained SR network (its RRDB, larger than the flow itself) for this reason; we do the same with
   our generator, frozen so the comparison's SR network stays what it is. The price is compute: the flow
-  costs the generator plus its steps (cpu config: 1.65x the generator; paper config: 3.1x, where 16
+  costs the generator plus its steps (cpu config: 1.70x the generator; paper config: over 3x, where 16
   couplings of width 64 are 2.1x by themselves, so the study's 1.07x cannot hold for the table's couplings
   under any reading).
 * The scales are soft-clamped, s = c * tanh(raw / c), so exp(s) stays in [exp(-c), exp(c)] and the inverse
