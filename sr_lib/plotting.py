@@ -107,9 +107,9 @@ def perception_distortion_figure(result: dict):
             if method.stochastic:
                 ax.plot([r["psnr"] for r in rows], [r[key] for r in rows], "o-", color=f"C{i}",
                         label=f"{method.label}, T = {rows[0]['temperature']:g} ... {rows[-1]['temperature']:g}")
-                for r in rows:
+                for j, r in enumerate(rows):  # alternate sides: neighbouring temperatures can nearly coincide
                     ax.annotate(f"T={r['temperature']:g}", (r["psnr"], r[key]), textcoords="offset points",
-                                xytext=(4, 4), fontsize=8)
+                                xytext=(6, 4) if j % 2 else (-34, -10), fontsize=8)
             else:
                 ax.plot(rows[0]["psnr"], rows[0][key], "s", ms=9, color=f"C{i}", label=method.label)
         ax.set_xlabel("PSNR (dB)  → less distortion")
