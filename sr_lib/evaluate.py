@@ -76,9 +76,11 @@ def _mean(values: list[dict]) -> dict:
     return {key: sum(v[key] for v in values) / len(values) for key in values[0]}
 
 
-def measure(pairs, per_image: list[torch.Tensor], perceptual: dict | None) -> dict:
+def measure(pairs, per_image: list[torch.Tensor], perceptual: dict | None,
+            fid_reference: torch.Tensor | None = None) -> dict:
     """All quality numbers of one (method, T): per-image means of distortion, diversity and sharpness,
-    then the set-level perception measures over all samples of all images."""
+    then the set-level perception measures over all samples of all images (the images share one size,
+    `data.evaluation_images`). `fid_reference`: the originals' FID patches, drawn once by the caller."""
     rows = []
     for (hr, lr), samples in zip(pairs, per_image):
         row = _mean([distortion(s, hr, lr) for s in samples])
@@ -88,15 +90,13 @@ def measure(pairs, per_image: list[torch.Tensor], perceptual: dict | None) -> di
             row["lpips"] = sum(lpips_distance(perceptual["lpips"], s, hr) for s in samples) / len(samples)
         rows.append(row)
     result = _mean(rows)
-    same_size = len({tuple(hr.shape) for hr, _ in pairs}) == 1
-    if same_size:  # SWD compares sets of equally large images
-        references = torch.cat([hr for hr, _ in pairs])
-        swd_result = swd(torch.cat([s.flatten(0, 1) for s in per_image]), references)
-        result.update({"swd": swd_result["swd"], "swd_levels": swd_result["levels"]})
+    swd_result = swd(torch.cat([s.flatten(0, 1) for s in per_image]), torch.cat([hr for hr, _ in pairs]))
+    result.update({"swd": swd_result["swd"], "swd_levels": swd_result["levels"]})
     if perceptual and perceptual["fid"] is not None:
-        reference = fid_patches([hr[0] for hr, _ in pairs])
+        if fid_reference is None:
+            fid_reference = fid_patches([hr[0] for hr, _ in pairs])
         generated = fid_patches([s[0, 0] for s in per_image])  # the first sample of each image
-        scores = fid(perceptual["fid"], generated, reference, perceptual["fid_dims"])
+        scores = fid(perceptual["fid"], generated, fid_reference, perceptual["fid_dims"])
         result.update({"fid" if k == "fid" else f"fid_{k}": v for k, v in scores.items()})
     return result
 
@@ -111,10 +111,12 @@ def evaluate(checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled
     models = load_methods(checkpoints)
     images = evaluation_images(data)
     pairs, outputs = run_all(models, images, temperatures, seed)
+    costs = {name: cost(name, model, pairs[0][1]) for name, model in models.items()}  # once, not per T
+    fid_reference = fid_patches([hr[0] for hr, _ in pairs]) if perceptual["fid"] is not None else None
     rows = []
     for (name, t), per_image in outputs.items():
-        row = {"method": name, "temperature": t, **measure(pairs, per_image, perceptual),
-               **cost(name, models[name], pairs[0][1])}
+        row = {"method": name, "temperature": t, **measure(pairs, per_image, perceptual, fid_reference),
+               **costs[name]}
         shows_study = METHODS[name].study and (t is None or t == STUDY_TEMPERATURE)
         row["study"] = METHODS[name].study if shows_study else None
         rows.append(row)
@@ -130,6 +132,5 @@ def format_table(result: dict) -> str:
     lines = [f"{'method':<12}{'T':>5}" + "".join(f"{c:>16}" for c in columns)]
     for row in result["rows"]:
         t = "-" if row["temperature"] is None else f"{row['temperature']:.1f}"
-        lines.append(f"{row['method']:<12}{t:>5}" + "".join(
-            f"{row[c]:>16.4f}" if c in row else f"{'n/a':>16}" for c in columns))
+        lines.append(f"{row['method']:<12}{t:>5}" + "".join(f"{row[c]:>16.4f}" for c in columns))
     return "\n".join(lines)

@@ -10,13 +10,14 @@ the run, leaving the last good checkpoint as it was.
 Loss choices:
 * pixel: L1 between output and HR. Its optimum is the per-pixel conditional *median* of the HR image
   given the LR one (L2's would be the mean): still one smooth compromise wherever the input is ambiguous.
-* adversarial (ESRGAN's recipe at our scale): starts from the SR generator; generator loss = content +
-  `adv_weight` * relativistic average GAN loss (the generator is rewarded when its crops look more real
+* adversarial: starts from the SR generator; generator loss = content + `adv_weight` * ESRGAN's
+  relativistic average GAN loss (the generator is rewarded when its crops look more real
   than the average real crop, the discriminator when it ranks real above fake). The content term is L1,
   or SRGAN's VGG19 loss when `content='vgg'` and its ImageNet weights are cached (offline: L1, with a
-  note). The discriminator is frozen during the generator's update. The evaluated generator is an
-  exponential moving average of the trained one (decay `ema_decay`): it averages out the step-to-step
-  swings of the two-player game, which otherwise show up as colour speckle.
+  note). The discriminator is frozen during the generator's update and judges shifted windows
+  (`shifted_window`). The evaluated generator is an exponential moving average of the trained one
+  (decay `ema_decay`, a later stabiliser, not ESRGAN's): it averages out the step-to-step swings of the
+  two-player game.
 * likelihood: negative log-likelihood in bits per dimension of the uniformly dequantized HR image. The
   flow's base, the pixel-loss generator it `starts_from`, stays frozen (see `models.ConditionalFlow`).
 """
@@ -33,7 +34,7 @@ from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import SCALE, Config
 from .data import RandomCrops, training_images
 from .files import atomic_write
-from .methods import METHODS
+from .methods import METHODS, trainable
 from .models import build
 from .weights import MissingWeights, weight_path
 
@@ -66,8 +67,7 @@ class TrainSettings:
     def __post_init__(self):
         method = METHODS.get(self.method)
         if method is None or method.objective is None:
-            raise ValueError(f"unknown method {self.method!r}; choose one of "
-                             f"{[name for name, m in METHODS.items() if m.objective]}")
+            raise ValueError(f"unknown method {self.method!r}; choose one of {trainable()}")
         for key in ("learning_rate", "adv_weight", "clip"):
             if getattr(self, key) is None:
                 setattr(self, key, getattr(method, key))
@@ -117,14 +117,15 @@ class _Run:
         self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=settings.learning_rate)
                            for name, m in self.trained.items()}
         cfg = settings.cfg
+        self.path = checkpoint_path(settings.out, settings.method)
+        payload = load_checkpoint(self.path, settings.method, cfg) if settings.resume else None
+        if payload is None and self.path.exists() and not settings.overwrite:  # before any image is read
+            raise FileExistsError(f"{self.path} exists: pass --resume to continue it or --overwrite to start again")
         self.stream = RandomCrops(training_images(settings.data, cfg.crop), cfg.crop, cfg.batch,
                                   settings.seed)
         self.step, self.history = 0, []  # step: how many updates are done
-        self.path = checkpoint_path(settings.out, settings.method)
-        if settings.resume:
-            self._restore(load_checkpoint(self.path, settings.method, cfg))
-        elif self.path.exists() and not settings.overwrite:
-            raise FileExistsError(f"{self.path} exists: pass --resume to continue it or --overwrite to start again")
+        if payload is not None:
+            self._restore(payload)
 
     def _modules(self) -> dict:
         return {**self.trained, **self.kept}
