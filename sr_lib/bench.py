@@ -5,7 +5,10 @@
   second and the bytes of activations autograd keeps for the backward pass (what grows with batch and
   crop; the adversarial step counts both of its backward passes), relative to the first method's;
 * inference seconds per output megapixel of every method at a 256 px output, relative to bicubic;
-* on a GPU, the peak allocated memory of each.
+* on a GPU, the peak allocated memory of each;
+* on a CPU, the first method's training step with one thread against the default thread count
+  (`threads.py`), the two interleaved over several rounds: on a machine whose other cores are busy one
+  thread can be the faster.
 Weights are untrained: speed does not depend on their values. Timings are medians of
 `torch.utils.benchmark` blocks, the methods measured one after another in the same run.
 """
@@ -68,6 +71,23 @@ def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor):
     return lambda: guarded_step(opt, F.l1_loss(net(lr), hr), net.parameters(), method.clip)
 
 
+def thread_scaling(step, threads: int, rounds: int = 3, min_run_time: float = 0.5) -> dict:
+    """Seconds of step() with 1 and with `threads` threads, alternating, `rounds` times each: the median
+    and the spread (max / min) of each, and the speed-up of `threads` over one."""
+    times = {1: [], threads: []}
+    try:
+        for _ in range(rounds):
+            for n in times:
+                torch.set_num_threads(n)
+                times[n].append(seconds(step, min_run_time))
+    finally:
+        torch.set_num_threads(threads)
+    median = {n: sorted(t)[len(t) // 2] for n, t in times.items()}
+    return {"threads": threads, "seconds_one_thread": median[1], "seconds_default": median[threads],
+            "speedup_default_vs_one": median[1] / median[threads],
+            "spread": {str(n): max(t) / min(t) for n, t in times.items()}}
+
+
 def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = None, logdet_sides=(2, 4, 8, 12),
           output_side: int = 256, min_run_time: float = 1.0) -> dict:
     device = torch.device(device)
@@ -76,7 +96,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
     hr = torch.rand(batch, 3, crop, crop, device=device)
     lr = degrade(hr)
 
-    training, first = {}, None
+    training, first, first_name = {}, None, None
     for name, method in METHODS.items():
         if method.objective is None:
             continue
@@ -89,9 +109,14 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
         training[name] = {"hr_pixels_per_s": batch * crop * crop / t, "saved_activation_bytes": saved_activation_bytes(step),
                           "peak_bytes": _peak(device, synced)}
         first = first or training[name]
+        first_name = first_name or name
         training[name]["throughput_vs_first"] = training[name]["hr_pixels_per_s"] / first["hr_pixels_per_s"]
         training[name]["activations_vs_first"] = (training[name]["saved_activation_bytes"]
                                                   / first["saved_activation_bytes"])
+
+    threads = torch.get_num_threads()
+    scaling = (thread_scaling(training_step(first_name, cfg, hr, lr), threads)
+               if device.type == "cpu" and threads > 1 else None)
 
     lr_one = torch.rand(1, 3, output_side // 4, output_side // 4, device=device)
     inference = {}
@@ -113,7 +138,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
     logdet = compare_logdet_cost(coupling, cfg.gen_channels, list(logdet_sides))
     return {"config": cfg.name, "device": str(device), "torch_threads": torch.get_num_threads(),
             "batch": batch, "crop": crop, "output_side": output_side,
-            "logdet": logdet, "training": training, "inference": inference}
+            "logdet": logdet, "training": training, "thread_scaling": scaling, "inference": inference}
 
 
 def format_bench(result: dict) -> str:
@@ -130,6 +155,12 @@ def format_bench(result: dict) -> str:
         lines.append(f"  {METHODS[name].label:14} {row['hr_pixels_per_s']:12,.0f} HR px/s ({row['throughput_vs_first']:.2f}x), "
                      f"activations kept {row['saved_activation_bytes'] / mib:7.1f} MiB "
                      f"({row['activations_vs_first']:.2f}x){peak}")
+    scaling = result["thread_scaling"]
+    if scaling:
+        lines.append(f"  {METHODS[first].label} step with {scaling['threads']} threads vs. 1: "
+                     f"{scaling['speedup_default_vs_one']:.2f}x as fast (spread over rounds "
+                     + ", ".join(f"{n} thr {v:.2f}" for n, v in scaling["spread"].items())
+                     + "; below 1: other jobs share these cores, use --threads 1)")
     lines.append(f"inference at a {result['output_side']} px output, seconds per output megapixel:")
     for name, row in result["inference"].items():
         peak = f", peak {row['peak_bytes'] / mib:.1f} MiB" if row["peak_bytes"] is not None else ""

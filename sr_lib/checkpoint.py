@@ -83,5 +83,4 @@ def load_model(path: str | Path, method: str | None, part: str = "model") -> tup
         model.load_state_dict(payload[part])
     except RuntimeError as error:
         raise ValueError(f"{path}: weights do not fit the {network} of its config ({error})") from None
-    model.config = config_of(payload)  # what the network was built with, for whoever measures it later
     return model.eval(), payload

@@ -1,7 +1,9 @@
 """Command line: ``python -m sr_lib COMMAND --help``."""
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -77,6 +79,61 @@ def cmd_report(args) -> None:
     print(f"wrote comparison.png, perception_distortion.png, table.md, table.json to {args.out}")
 
 
+def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
+    """(photo, method, temperature, seed, output path) for every output asked for, all checked first."""
+    from .data import open_photo
+    from .files import writable_folder
+    from .methods import METHODS
+    from .models import MAX_TEMPERATURE
+    names = list(METHODS) if args.method == "all" else [args.method]
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    if args.tile < 16:
+        raise ValueError(f"--tile must be at least 16 LR pixels, got {args.tile}")
+    if not 0 <= args.temperature <= MAX_TEMPERATURE:  # NaN fails both comparisons
+        raise ValueError(f"--temperature must be a number from 0 to {MAX_TEMPERATURE}, got {args.temperature}")
+    photos = [Path(photo) for photo in args.images]
+    for photo in photos:
+        open_photo(photo).close()  # exists and is an image, before any work
+    out = Path(args.out)
+    jobs = []
+    for photo in photos:
+        for name in names:
+            stochastic = METHODS[name].stochastic
+            for k in range(args.samples if stochastic and args.temperature > 0 else 1):
+                suffix = f"_T{args.temperature:g}" + (f"_{k + 1}" if args.samples > 1 and args.temperature > 0 else "")
+                path = out / f"{photo.stem}_{name}{suffix if stochastic else ''}.png"
+                jobs.append((photo, name, args.temperature if stochastic else None, args.seed + k, path))
+    if out.suffix.lower() == ".png":
+        if len(jobs) > 1:
+            raise ValueError(f"--out {out} names one file, but {len(jobs)} outputs are asked for; give a folder")
+        jobs = [job[:4] + (out,) for job in jobs]
+    writable_folder(jobs[0][4].parent)
+    for *_, path in jobs:
+        if path.exists() and not args.overwrite:
+            raise ValueError(f"{path} exists; pass --overwrite to replace it")
+    return jobs
+
+
+def cmd_upscale(args) -> None:
+    from .checkpoint import load_model
+    from .methods import METHODS
+    from .upscale import upscale_photo, write_png
+    device = _device(args.device)
+    jobs = _upscale_jobs(args)
+    models = {}
+    for name in dict.fromkeys(job[1] for job in jobs):
+        if METHODS[name].network is not None:
+            path = Path(args.checkpoints) / f"{name}.pt"
+            if not path.is_file():
+                raise ValueError(f"no {path}: train {name} (README) or pass --checkpoints with its folder")
+            models[name] = load_model(path, name)[0].to(device)
+    for photo, name, temperature, seed, path in jobs:
+        array = upscale_photo(photo, models, name, temperature, seed, args.alpha, args.tile,
+                              progress=f"{photo.name} {name}")
+        print(f"wrote {write_png(path, array, args.overwrite)} ({array.shape[1]}x{array.shape[0]})")
+
+
 def cmd_weights(args) -> None:
     from . import weights
     if args.fetch:
@@ -99,8 +156,12 @@ def cmd_bench(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .checkpoint import DEFAULT_CHECKPOINTS
-    from .methods import trainable
+    from .methods import METHODS, STUDY_TEMPERATURE, trainable
+    from .upscale import DEFAULT_TILE
     parser = argparse.ArgumentParser(prog="python -m sr_lib", description=__doc__)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: OMP_NUM_THREADS, else the CPUs this process may use; "
+                             "on a busy shared machine 1 is often fastest, see README)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("complexity", help="parameters, MACs per HR pixel and measured receptive fields")
@@ -152,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser("upscale", help="super-resolve your own photos 4x (any size: tiled) to PNG")
+    p.add_argument("images", nargs="+", help="photo files (PNG, JPEG, TIFF, ...; 8/16-bit, grayscale, RGBA, CMYK)")
+    p.add_argument("--method", choices=[*METHODS, "all"], default="all")
+    p.add_argument("--temperature", type=float, default=STUDY_TEMPERATURE, help="the flow's latent temperature")
+    p.add_argument("--samples", type=int, default=1, help="flow samples per photo (seeds --seed, --seed + 1, ...)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS))
+    p.add_argument("--out", required=True, help="a folder (one PNG per photo and method) or a .png for one output")
+    p.add_argument("--alpha", choices=["keep", "drop"], default="keep",
+                   help="a transparent photo's alpha: upscaled bicubically and kept, or dropped")
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE, help="LR tile side: smaller uses less memory")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=cmd_upscale)
+
     p = sub.add_parser("weights", help="which pretrained backbone files are in torch hub's cache")
     p.add_argument("--fetch", action="store_true", help="download and verify the missing files (needs internet)")
     p.set_defaults(func=cmd_weights)
@@ -159,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .threads import use_threads
     args = build_parser().parse_args(argv)
     try:
+        use_threads(args.threads)
         args.func(args)
     except (ValueError, OSError) as error:  # bad input, missing or unwritable files: say what, no traceback
         print(f"error: {error}", file=sys.stderr)

@@ -4,11 +4,15 @@
   one forward pass, divided by the number of HR pixels produced (the flow in its sampling direction,
   z -> HR). Element-wise work (PReLU, BatchNorm, bicubic skip) is not counted, as usual.
 * The receptive field is measured, not derived: the gradient of one central output pixel with respect to
-  the input is non-zero exactly on the pixels that output can see. It is measured in float64 on a copy
-  whose weights are all re-drawn at random, so no zero-initialised layer hides a path (a structural
-  field), and reported in HR pixels (LR pixels count 4).
+  the input is non-zero exactly on the pixels that output can see. It is measured on a copy whose
+  weights are all re-drawn at random, so no zero-initialised layer hides a path (a structural field),
+  and reported in HR pixels (LR pixels count 4). The generator is probed in float32: float64
+  convolutions unfold their input (a 9x9 conv on a 256 px probe: 1.4 GB, which `upscale`, asking for
+  its tile margin, should not need). The flow is probed in float64: in its sampling direction every step
+  may multiply by up to exp(scale clamp), and through the paper flow's 20 steps float32 overflows.
 """
 import copy
+import functools
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -37,13 +41,23 @@ class FieldTooLarge(RuntimeError):
     """The measured field reaches the probe input's border: the probe is too small to tell."""
 
 
-def _random_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A float64 eval-mode copy with every weight drawn at random: no path is hidden by a zero init."""
-    model = copy.deepcopy(model).double().eval()
+def _random_copy(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """An eval-mode copy with every weight drawn at random: no path is hidden by a zero init.
+
+    Scaled so each layer keeps its input's magnitude (kernels std 1/sqrt(fan-in), the flow's 1x1 channel
+    mixers orthogonal, per-channel scales about 1): through the paper flow's ~100 layers a gradient
+    neither overflows nor vanishes."""
+    model = copy.deepcopy(model).to(dtype).eval()
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(0.1 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen, dtype=dtype)
+            if p.dim() == 2 and p.shape[0] == p.shape[1]:  # an invertible 1x1 conv: its inverse stays bounded
+                p.copy_(torch.linalg.qr(noise)[0])
+            elif p.dim() >= 2:
+                p.copy_(0.7 * noise / p[0].numel() ** 0.5)
+            else:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.1 * noise)
     return model
 
 
@@ -59,8 +73,9 @@ def _extent(grad: torch.Tensor) -> tuple[int, bool]:
 def receptive_field(fn, inputs: list[torch.Tensor], px_per_input_px: list[int]) -> list[int]:
     """Receptive field, in HR pixels, of the central pixel of fn(*inputs) with respect to each input."""
     inputs = [x.detach().clone().requires_grad_(True) for x in inputs]
-    out = fn(*inputs)
-    out[..., out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
+    with torch.enable_grad():  # also when called under no_grad (tiled inference asks for its margin)
+        out = fn(*inputs)
+        out[..., out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
     fields = []
     for x, factor in zip(inputs, px_per_input_px):
         side, touches = _extent(x.grad)
@@ -70,37 +85,55 @@ def receptive_field(fn, inputs: list[torch.Tensor], px_per_input_px: list[int]) 
     return fields
 
 
+@functools.lru_cache
+def generator_field(cfg: Config, lr_side: int = 64) -> int:
+    """The generator's receptive field in HR pixels (LR probes grown until the field fits)."""
+    gen = _random_copy(build("generator", cfg))
+    while True:
+        try:
+            return receptive_field(gen, [torch.rand(1, 3, lr_side, lr_side)], [SCALE])[0]
+        except FieldTooLarge:
+            lr_side *= 2
+
+
+@functools.lru_cache
+def flow_fields(cfg: Config, lr_side: int = 64) -> tuple[int, int]:
+    """The flow's receptive fields in HR pixels, sampling direction, with respect to z and to the LR image.
+    It sees further than the generator: the probe grows until the field fits inside it."""
+    flow = _random_copy(build("flow", cfg), torch.float64)
+    while True:
+        try:
+            return tuple(receptive_field(lambda z, lr: flow.inverse(z, lr)[0],
+                                         [torch.randn(1, 3, SCALE * lr_side, SCALE * lr_side, dtype=torch.float64),
+                                          torch.rand(1, 3, lr_side, lr_side, dtype=torch.float64)], [1, SCALE]))
+        except FieldTooLarge:
+            lr_side *= 2
+
+
 def audit(cfg: Config, lr_side: int = 64) -> dict:
     """Parameters, MACs per HR pixel and measured receptive field of the three networks of `cfg`."""
     hr_side = SCALE * lr_side
-    lr = torch.rand(1, 3, lr_side, lr_side, dtype=torch.float64)
-    z = torch.randn(1, 3, hr_side, hr_side, dtype=torch.float64)
+    lr = torch.rand(1, 3, lr_side, lr_side)
+    z = torch.randn(1, 3, hr_side, hr_side)
     hr_pixels = hr_side * hr_side
     report = {}
 
     gen = _random_copy(build("generator", cfg))
-    (rf_gen,) = receptive_field(gen, [lr], [SCALE])
+    rf_gen = generator_field(cfg)
     report["generator"] = {"params": count_params(gen), "macs_per_hr_pixel": count_macs(gen, lr) / hr_pixels,
                            "receptive_field_px": rf_gen}
 
     flow = _random_copy(build("flow", cfg))
     def sample(z_, lr_):
         return flow.inverse(z_, lr_)[0]
-    side = lr_side
-    while True:  # the flow sees further than the generator: grow the probe until the field fits inside it
-        try:
-            rf_z, rf_lr = receptive_field(sample, [torch.randn(1, 3, SCALE * side, SCALE * side, dtype=torch.float64),
-                                                   torch.rand(1, 3, side, side, dtype=torch.float64)], [1, SCALE])
-            break
-        except FieldTooLarge:
-            side *= 2
+    rf_z, rf_lr = flow_fields(cfg)
     report["flow"] = {"params": count_params(flow), "macs_per_hr_pixel": count_macs(sample, z, lr) / hr_pixels,
                       "receptive_field_px": max(rf_z, rf_lr), "receptive_field_z_px": rf_z,
                       "receptive_field_lr_px": rf_lr}
 
     disc = _random_copy(build("discriminator", cfg))
-    crop = torch.rand(1, 3, cfg.crop, cfg.crop, dtype=torch.float64)
-    (rf_disc,) = receptive_field(disc.features, [torch.rand(1, 3, hr_side, hr_side, dtype=torch.float64)], [1])
+    crop = torch.rand(1, 3, cfg.crop, cfg.crop)
+    (rf_disc,) = receptive_field(disc.features, [torch.rand(1, 3, hr_side, hr_side)], [1])
     report["discriminator"] = {"params": count_params(disc),
                                "macs_per_hr_pixel": count_macs(disc, crop) / cfg.crop ** 2,
                                "receptive_field_px": rf_disc}

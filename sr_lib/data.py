@@ -8,14 +8,20 @@ through `load_folder`.
 """
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .imaging import degrade
+from .config import SCALE
+from .imaging import check_images, degrade
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+MAX_OUTPUT_PIXELS = 400_000_000  # a 20000x20000 px 4x output: more would not fit a PNG writer's memory
+ALPHA_MODES = ("keep", "drop")
+_INTEGER_DEPTH = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+GRAY_MODES = {"1", "L", "LA", "F", *_INTEGER_DEPTH}
 
 
 def _skimage(name):
@@ -79,18 +85,56 @@ def bundled_heldout() -> dict[str, torch.Tensor]:
     return faces
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
-    """The image as HxWx3 uint8, converting grayscale/RGBA with a warning; None (and a warning) if unreadable."""
+def open_photo(source) -> Image.Image:
+    """The image at a path or in a file-like object, upright by its EXIF orientation; ValueError if it is
+    not an image (only the header is read: cheap enough to check every input before work starts)."""
+    name = source if isinstance(source, (str, Path)) else "this file"
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode != "RGB":
-                warnings.warn(f"{path}: converting {image.mode} image to RGB", stacklevel=3)
-                image = image.convert("RGB")
-            return np.asarray(image)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        warnings.warn(f"{path}: skipped, not a readable image ({error})", stacklevel=3)
-        return None
+        image = Image.open(source)
+    except UnidentifiedImageError as error:
+        raise ValueError(f"{name} is not an image file this program can read (PNG, JPEG, TIFF, BMP, WebP, ...)") from error
+    if image.width * image.height * SCALE ** 2 > MAX_OUTPUT_PIXELS:
+        raise ValueError(f"{name} is {image.width}x{image.height}: its 4x output would exceed "
+                         f"{MAX_OUTPUT_PIXELS:,} pixels")
+    return image
+
+
+class Photo(NamedTuple):
+    rgb: torch.Tensor  # (3, H, W) in [0, 1]; grayscale photos repeat their one channel
+    alpha: torch.Tensor | None  # (1, H, W) in [0, 1], or None (no alpha, or dropped)
+    mode: str  # PIL's mode of the file: 'RGB', 'L', 'I;16', 'RGBA', 'CMYK', ...
+
+    @property
+    def grayscale(self) -> bool:
+        return self.mode in GRAY_MODES
+
+
+def read_photo(source, alpha: str = "keep") -> Photo:
+    """A photo file as RGB in [0, 1], upright by its EXIF orientation, each bit depth by its own scale:
+    1-bit, 8-bit, 16-bit (divided by 65535, not clipped to white) and float grayscale, palette, RGB,
+    RGBA/LA and CMYK (PIL's conversion). `alpha`: 'keep' or 'drop' its alpha channel."""
+    if alpha not in ALPHA_MODES:
+        raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
+    with open_photo(source) as file:
+        image = ImageOps.exif_transpose(file)
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")  # a palette: its colours
+        mode = image.mode
+        if mode in _INTEGER_DEPTH:  # 16-bit (or 32-bit integer) grayscale
+            values = np.asarray(image, dtype=np.float64)
+            if values.min() < 0 or values.max() > _INTEGER_DEPTH[mode]:
+                raise ValueError(f"{mode} image with values outside 0..65535: an unsupported bit depth")
+            rgb, alpha_channel = torch.from_numpy(values / _INTEGER_DEPTH[mode]).float().expand(3, -1, -1), None
+        elif mode == "F":  # 32-bit float grayscale: taken as already in [0, 1] (checked below)
+            rgb, alpha_channel = torch.from_numpy(np.asarray(image, dtype=np.float32)).expand(3, -1, -1), None
+        else:
+            has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La")
+            array = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # CMYK, YCbCr, 1-bit, L: PIL's
+            array = torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
+            rgb, alpha_channel = array[:3], array[3:] if has_alpha else None
+    rgb = rgb.contiguous()
+    check_images(rgb[None], "photo")
+    return Photo(rgb, alpha_channel if alpha == "keep" else None, mode)
 
 
 def load_folder(path: str | Path, min_side: int) -> dict[str, torch.Tensor]:
@@ -100,14 +144,18 @@ def load_folder(path: str | Path, min_side: int) -> dict[str, torch.Tensor]:
         raise ValueError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
     images = {}
     for file in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        array = _read_rgb(file)
-        if array is None:
+        try:
+            photo = read_photo(file, alpha="drop")
+        except (ValueError, OSError) as error:
+            warnings.warn(f"{file}: skipped, not a readable image ({error})", stacklevel=2)
             continue
-        if min(array.shape[:2]) < min_side:
-            warnings.warn(f"{file}: skipped, {array.shape[1]}x{array.shape[0]} is smaller than {min_side} px",
-                          stacklevel=2)
+        if photo.mode != "RGB":
+            warnings.warn(f"{file}: converting {photo.mode} image to RGB", stacklevel=2)
+        h, w = photo.rgb.shape[-2:]
+        if min(h, w) < min_side:
+            warnings.warn(f"{file}: skipped, {w}x{h} is smaller than {min_side} px", stacklevel=2)
             continue
-        images[str(file.relative_to(root))] = to_tensor(array)
+        images[str(file.relative_to(root))] = photo.rgb
     if not images:
         raise ValueError(f"no usable image (RGB, at least {min_side}x{min_side} px) in {root}")
     return images

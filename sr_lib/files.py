@@ -18,3 +18,17 @@ def atomic_write(path: str | Path, write) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def writable_folder(path: str | Path, option: str = "--out") -> Path:
+    """`path` as a folder that exists or can be created and written to: checked before long work starts,
+    so that a run does not end, after all its work, on a path that is a file or a read-only folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file, not a folder")
+    existing = next(p for p in [path, *path.parents] if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write to {existing} (permission denied)")
+    return path

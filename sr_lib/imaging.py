@@ -10,30 +10,44 @@ import torch.nn.functional as F
 from .config import SCALE
 
 
-def check_images(x: torch.Tensor, name: str = "image") -> torch.Tensor:
-    """Raise ValueError naming the problem unless x is a finite float batch (N, 3, H, W)."""
+# Inputs may overshoot [0, 1] a little (bicubic resampling rings at edges); values beyond these bounds
+# mean another scale, such as 0-255 floats, and are refused rather than turned into a white image.
+VALUE_BOUNDS = (-0.5, 1.5)
+
+
+def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3, unit_range: bool = True) -> torch.Tensor:
+    """Raise ValueError naming the problem unless x is a non-empty, finite float batch (N, C, H, W), with
+    C = `channels` (any when None) and, when `unit_range`, values on the [0, 1] scale."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(x.shape)}")
-    if x.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N, {channels or 'C'}, H, W), got {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name} must have 3 (RGB) channels, got {x.shape[1]} in shape {tuple(x.shape)}; "
                          "convert grayscale or RGBA images to RGB first")
+    if x.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf values")
+    if unit_range:
+        low, high = x.min().item(), x.max().item()
+        if low < VALUE_BOUNDS[0] or high > VALUE_BOUNDS[1]:
+            hint = ": divide 8-bit values by 255" if high > 2 else ""
+            raise ValueError(f"{name} must hold values in [0, 1], got {low:.3g} to {high:.3g}{hint}")
     return x
 
 
-def check_pair(hr: torch.Tensor, lr: torch.Tensor) -> None:
-    """Raise ValueError unless hr is exactly SCALE times lr in both spatial dimensions."""
-    check_images(hr, "HR image")
+def check_pair(hr: torch.Tensor, lr: torch.Tensor, hr_name: str = "HR image") -> None:
+    """Raise ValueError unless hr is exactly SCALE times lr in both spatial dimensions (hr may be a
+    latent z, named `hr_name`, which has no value range)."""
+    check_images(hr, hr_name, unit_range=hr_name == "HR image")
     check_images(lr, "LR image")
     if hr.shape[0] != lr.shape[0]:
-        raise ValueError(f"HR and LR batch sizes differ: {hr.shape[0]} vs {lr.shape[0]}")
+        raise ValueError(f"{hr_name} and LR batch sizes differ: {hr.shape[0]} vs {lr.shape[0]}")
     if tuple(hr.shape[-2:]) != (SCALE * lr.shape[-2], SCALE * lr.shape[-1]):
-        raise ValueError(f"HR size {tuple(hr.shape[-2:])} is not {SCALE}x the LR size {tuple(lr.shape[-2:])}")
+        raise ValueError(f"{hr_name} size {tuple(hr.shape[-2:])} is not {SCALE}x the LR size {tuple(lr.shape[-2:])}")
 
 
 def degrade(hr: torch.Tensor) -> torch.Tensor:

@@ -27,14 +27,25 @@ def _crop(x: torch.Tensor, border: int) -> torch.Tensor:
     return x[..., border:-border, border:-border] if border else x
 
 
+def _check_comparable(output: torch.Tensor, target: torch.Tensor) -> None:
+    """Both finite images on the [0, 1] scale (any channel count), of one shape: NaN would otherwise
+    give a PSNR of inf and an SSIM of 1."""
+    check_images(output, "output", channels=None)
+    check_images(target, "target", channels=None)
+    if output.shape != target.shape:
+        raise ValueError(f"output and target shapes differ: {tuple(output.shape)} vs {tuple(target.shape)}")
+
+
 def psnr(output: torch.Tensor, target: torch.Tensor, border: int = BORDER) -> float:
     """Mean over the batch of 10 log10(1 / MSE), after cropping `border` pixels."""
+    _check_comparable(output, target)
     mse = (_crop(output, border) - _crop(target, border)).double().square().flatten(1).mean(1)
     return float(np.mean([10 * math.log10(1.0 / m) if m > 0 else math.inf for m in mse.tolist()]))
 
 
 def ssim(output: torch.Tensor, target: torch.Tensor, border: int = BORDER) -> float:
     """Mean over the batch of scikit-image's SSIM (Gaussian window, as Wang et al.), after the border crop."""
+    _check_comparable(output, target)
     values = []
     for out, ref in zip(_crop(output, border), _crop(target, border)):
         out_np, ref_np = out.permute(1, 2, 0).double().numpy(), ref.permute(1, 2, 0).double().numpy()
@@ -45,7 +56,8 @@ def ssim(output: torch.Tensor, target: torch.Tensor, border: int = BORDER) -> fl
 
 def distortion(output: torch.Tensor, target: torch.Tensor, lr: torch.Tensor) -> dict:
     """PSNR/SSIM on RGB and Y, and LR-consistency PSNR, of an output against its HR target and LR input."""
-    check_images(output, "output")
+    check_images(output, "output", unit_range=False)  # network outputs overshoot; clamped as when shown
+    check_images(lr, "LR image")
     output = output.clamp(0, 1)
     y_out, y_ref = rgb_to_y(output), rgb_to_y(target)
     return {"psnr": psnr(output, target), "ssim": ssim(output, target),

@@ -46,6 +46,15 @@ from .imaging import SCALE, check_images, check_pair, upsample
 MAX_TEMPERATURE = 2.0  # the latent's std; far beyond 1 the samples are noise and the inverse leaves its training range
 
 
+def check_matches(x: torch.Tensor, module: nn.Module, name: str) -> None:
+    """Raise ValueError unless x has the dtype and device of the module's weights (torch would stop
+    deep inside a convolution with a message about 'bias type')."""
+    weight = next(module.parameters())
+    if x.dtype != weight.dtype or x.device != weight.device:
+        raise ValueError(f"{name} is {x.dtype} on {x.device}, but the network's weights are {weight.dtype} on "
+                         f"{weight.device}; convert with .to({weight.dtype}) or move the model")
+
+
 def conv(c_in: int, c_out: int, kernel: int = 3) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
 
@@ -112,6 +121,7 @@ class Generator(nn.Module):
         """The HR estimate; with_features=True also returns the trunk's features (N, ch, h, w) and those
         after the first upsampling stage (N, ch, 2h, 2w): the flow conditions its two levels on them."""
         check_images(lr, "LR image")
+        check_matches(lr, self, "LR image")
         features = self.trunk(lr)
         half = self.upsample[0](features)
         hr = upsample(lr) + self.tail(self.upsample[1](half))
@@ -143,7 +153,8 @@ class Discriminator(nn.Module):
                                   nn.LeakyReLU(0.2), sn(nn.Linear(2 * c_in, 1)))
 
     def forward(self, hr: torch.Tensor) -> torch.Tensor:
-        check_images(hr, "HR image")
+        check_images(hr, "HR image", unit_range=False)  # it judges generated images, which overshoot
+        check_matches(hr, self, "HR image")
         return self.head(self.features(hr)).squeeze(1)
 
 
@@ -302,6 +313,7 @@ class ConditionalFlow(nn.Module):
     def forward(self, hr: torch.Tensor, lr: torch.Tensor, depth: int | None = None):
         """Map HR to z; `depth` applies only the first that many steps (for per-layer checks)."""
         check_pair(hr, lr)
+        check_matches(hr, self, "HR image")
         base, features = self.base(lr, with_features=True)
         x = squeeze(hr - base)
         logdet = torch.zeros(hr.shape[0], dtype=hr.dtype, device=hr.device)
@@ -320,7 +332,8 @@ class ConditionalFlow(nn.Module):
 
     def inverse(self, z: torch.Tensor, lr: torch.Tensor, depth: int | None = None):
         """Map z back to HR, undoing the first `depth` steps (all by default)."""
-        check_pair(z, lr)
+        check_pair(z, lr, hr_name="latent z")
+        check_matches(z, self, "latent z")
         base, features = self.base(lr, with_features=True)
         steps = self.steps[:depth]
         x = squeeze(z)
@@ -357,8 +370,11 @@ class ConditionalFlow(nn.Module):
 
 
 def build(network: str, cfg: Config) -> nn.Module:
-    """The network named 'generator', 'discriminator' or 'flow' for a configuration."""
+    """The network named 'generator', 'discriminator' or 'flow' for a configuration; `model.config`
+    remembers the configuration, for whoever measures the network later (receptive field, cost)."""
     networks = {"generator": Generator, "discriminator": Discriminator, "flow": ConditionalFlow}
     if network not in networks:
         raise ValueError(f"unknown network {network!r}; choose one of {sorted(networks)}")
-    return networks[network](cfg)
+    model = networks[network](cfg)
+    model.config = cfg
+    return model

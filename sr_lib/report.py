@@ -13,7 +13,7 @@ from pathlib import Path
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .data import HELDOUT_DETAIL
 from .evaluate import evaluate
-from .files import atomic_write
+from .files import atomic_write, writable_folder
 from .methods import STUDY_TEMPERATURE, TEMPERATURES, label
 from .plotting import comparison_figure, perception_distortion_figure
 
@@ -74,6 +74,7 @@ def write_report(out: str | Path, result: dict, pairs, outputs) -> None:
 def report(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",
            perceptual: dict | None = None, temperatures=TEMPERATURES) -> dict:
     """Evaluate every method and write the report's four files into `out` (created); returns the result."""
+    writable_folder(out)
     result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures, with_outputs=True)
     write_report(out, result, pairs, outputs)
     return result

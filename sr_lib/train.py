@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import SCALE, Config
 from .data import RandomCrops, training_images
-from .files import atomic_write
+from .files import atomic_write, writable_folder
 from .methods import METHODS, trainable
 from .models import build
 from .weights import MissingWeights, weight_path
@@ -75,7 +75,7 @@ class TrainSettings:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not (self.learning_rate and 0 < self.learning_rate < 1):
             raise ValueError(f"learning rate must be in (0, 1), got {self.learning_rate}")
-        self.out = Path(self.out)
+        self.out = writable_folder(self.out)
 
 
 def learning_rate(base: float, step: int, steps: int) -> float:

@@ -5,6 +5,9 @@
   methods (bicubic, SR, SRGAN); a button draws a new latent sample at the same temperature.
 * `CropComparator`: choose an image, a crop position and size; every method's crop side by side,
   enlarged with nearest-neighbour, each with its PSNR on that crop.
+* `PhotoUpscaler`: upload your own photo (it is the LR input; no ground truth exists): every method's 4x
+  output, the flow's at a temperature slider, a zoomed crop of each, and what can be measured without a
+  ground truth, LR-consistency.
 The methods come from `methods.METHODS`; the scrubber drives its stochastic one (the flow).
 Images are rendered to PNG bytes at an integer zoom (nearest-neighbour), so pixels stay visible.
 """
@@ -13,8 +16,11 @@ import io
 import ipywidgets as widgets
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from .config import SCALE
+from .data import read_photo
 from .imaging import degrade
 from .methods import METHODS, STUDY_TEMPERATURE, label
 from .metrics import diversity, psnr
@@ -38,14 +44,29 @@ def _stochastic(models: dict) -> str | None:
 
 
 @torch.no_grad()
+def deterministic_outputs(models: dict, lr: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every deterministic method's output (3, 4h, 4w) for one LR batch (1, 3, h, w), by label."""
+    return {label(name): METHODS[name].run(model, lr, None, None).clamp(0, 1)[0]
+            for name, model in models.items() if not METHODS[name].stochastic}
+
+
 def fixed_outputs(models: dict, hr: torch.Tensor) -> dict[str, torch.Tensor]:
     """The original and every deterministic method's output for one HR image (3, H, W), by label."""
-    lr = degrade(hr[None])
-    outputs = {"original": hr}
-    for name, model in models.items():
-        if not METHODS[name].stochastic:
-            outputs[label(name)] = METHODS[name].run(model, lr, None, None).clamp(0, 1)[0]
-    return outputs
+    return {"original": hr, **deterministic_outputs(models, degrade(hr[None]))}
+
+
+def centre_crop_lr(photo: torch.Tensor, max_side: int) -> torch.Tensor:
+    """The photo (3, H, W) cut to its central max_side x max_side pixels at most: the LR input."""
+    h, w = photo.shape[-2:]
+    top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+    return photo[:, top:top + max_side, left:left + max_side]
+
+
+def uploaded_file(value) -> tuple[str, bytes] | None:
+    """(name, bytes) of the last file in a FileUpload's value: a tuple of dicts in ipywidgets 8, a dict
+    name -> {'content': ...} in 7 (Colab); None when nothing is uploaded."""
+    items = [{"name": name, **item} for name, item in value.items()] if isinstance(value, dict) else list(value)
+    return (items[-1]["name"], bytes(items[-1]["content"])) if items else None
 
 
 @torch.no_grad()
@@ -160,3 +181,83 @@ class CropComparator:
             _captioned(widgets.Image(value=png_bytes(image, factor), format="png"),
                        f"{label}<br>{'reference' if label == 'original' else f'{value:.2f} dB'}")
             for label, (image, value) in self.last_panel.items()]
+
+
+class PhotoUpscaler:
+    """Upload a photo: it is the LR input. Every method's 4x output, the flow's at the temperature slider,
+    and a zoomed crop of each; the only measure without a ground truth is LR-consistency."""
+
+    def __init__(self, models: dict, photo: torch.Tensor, name: str = "example", max_side: int = 96,
+                 crop_px: int = 48, display_px: int = 192):
+        self.stochastic = _stochastic(models)
+        self.models, self.max_side, self.crop_px, self.display_px = models, max_side, crop_px, display_px
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="your photo")
+        self.slider = widgets.FloatSlider(value=STUDY_TEMPERATURE, min=0.0, max=1.2, step=0.1, continuous_update=False,
+                                          description="flow temperature T", readout_format=".1f",
+                                          style={"description_width": "initial"})
+        self.top = widgets.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="crop top",
+                                       continuous_update=False, readout_format=".0%")
+        self.left = widgets.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="crop left",
+                                        continuous_update=False, readout_format=".0%")
+        self.status = widgets.HTML()
+        self.images, self.crops = widgets.HBox(layout={"flex_flow": "row wrap"}), widgets.HBox(layout={"flex_flow": "row wrap"})
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.lr_psnr: dict[str, float] = {}
+        self.upload.observe(lambda change: self._on_upload(change["new"]), names="value")
+        self.slider.observe(lambda _: self.refresh(), names="value")
+        for control in (self.top, self.left):
+            control.observe(lambda _: self.show(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.upload, self.slider]), self.status, self.images,
+                                    widgets.HBox([self.top, self.left]), self.crops])
+        self.load(photo, name)
+
+    def _on_upload(self, value) -> None:
+        uploaded = uploaded_file(value)
+        if uploaded is None:
+            return
+        name, data = uploaded
+        try:
+            photo = read_photo(io.BytesIO(data), alpha="drop").rgb
+        except (ValueError, OSError) as error:  # shown in the widget; the last photo stays
+            self.status.value = f"<span style='color:#c62828'><b>{name}</b>: {error}</span>"
+            return
+        self.load(photo, name)
+
+    def load(self, photo: torch.Tensor, name: str) -> None:
+        """Use a photo (3, H, W) in [0, 1], centre-cropped to max_side, as the LR input."""
+        self.name, self.full_size = name, tuple(photo.shape[-2:])
+        self.lr = centre_crop_lr(photo, self.max_side)[None]
+        self.fixed = {"your photo (LR)": F.interpolate(self.lr, scale_factor=SCALE, mode="nearest")[0], **deterministic_outputs(self.models, self.lr)}
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        self.outputs = dict(self.fixed)
+        if self.stochastic is not None:
+            gen = torch.Generator().manual_seed(0)
+            method = METHODS[self.stochastic]
+            sample = method.run(self.models[self.stochastic], self.lr, self.slider.value, gen).clamp(0, 1)[0]
+            self.outputs[label(self.stochastic, self.slider.value)] = sample
+        self.lr_psnr = {key: psnr(degrade(image[None]), self.lr, border=1)
+                        for key, image in self.outputs.items() if key != "your photo (LR)"}
+        h, w = self.lr.shape[-2:]
+        cropped = "" if (h, w) == self.full_size else f", its central {w}x{h} px used (the notebook stays quick)"
+        self.status.value = (f"<b>{self.name}</b>: {self.full_size[1]}x{self.full_size[0]} px{cropped}; outputs "
+                             f"{4 * w}x{4 * h} px. No ground truth exists for your photo: the one measure left is "
+                             "LR-consistency, each output downsampled and compared with your photo (in dB, "
+                             "higher = explains your photo more exactly).")
+        self.show()
+
+    def show(self) -> None:
+        """Redraw the full outputs and the crops at the crop sliders' position."""
+        h, w = next(iter(self.outputs.values())).shape[-2:]
+        size = min(self.crop_px, h, w)
+        top, left = round(self.top.value * (h - size)), round(self.left.value * (w - size))
+        def caption(key):
+            return key + (f"<br>LR-PSNR {self.lr_psnr[key]:.1f} dB" if key in self.lr_psnr else "<br>(input, 4x pixels)")
+        self.images.children = [_captioned(widgets.Image(value=png_bytes(image), format="png",
+                                                         layout={"width": f"{self.display_px}px"}), caption(key))
+                                for key, image in self.outputs.items()]
+        self.crops.children = [_captioned(widgets.Image(value=png_bytes(crop(image, top, left, size),
+                                                                        max(1, self.display_px // size)), format="png"), key)
+                               for key, image in self.outputs.items()]

@@ -254,6 +254,23 @@ def test_comparison_notebook_widgets_respond_in_the_browser(page):
     _wait_for_change(crops, before)
     page.screenshot(path=SCREENSHOTS / "05-crops-after.png")
 
+    # a student uploads a photo of their own: a bundled one, saved as a file the way a phone would
+    import skimage.data
+    photo = SCREENSHOTS / "upload-coffee.jpg"
+    Image.fromarray(skimage.data.coffee()).save(photo, quality=90)
+    status = _active(page).locator(".widget-html:has-text('No ground truth exists')").first
+    status.scroll_into_view_if_needed()
+    outputs = _active(page).locator(".widget-hbox:has(> .widget-vbox > .widget-html:has-text('your photo (LR)'))").first
+    before = outputs.screenshot()
+    _active(page).locator(".widget-upload input[type=file]").first.set_input_files(str(photo))
+    deadline = time.monotonic() + 120
+    while "upload-coffee.jpg" not in status.inner_text() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert "upload-coffee.jpg: 600x400 px, its central 96x96 px used" in status.inner_text()
+    _wait_for_change(outputs, before)
+    outputs.scroll_into_view_if_needed()
+    page.screenshot(path=SCREENSHOTS / "05-upload-after.png")
+
     for theme, name in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
         _set_theme(page, theme)
         _assert_widget_text_contrast(page, theme)

@@ -1,0 +1,50 @@
+"""How many CPU threads torch uses: what this process may really run on, never more.
+
+torch starts one thread per core it can see. On a shared machine (a JupyterHub course server, CI) that
+oversubscribes, and OpenMP's threads wait for each other at every layer: with another job busy on one of
+two cores, 30 SR training steps took 13.4 s with two threads and 8.3 s with one (README). We therefore
+respect, in this order: `OMP_NUM_THREADS` when set; else the CPUs the process is allowed on (its affinity
+mask) capped by its container's CPU quota (cgroup `cpu.max`), which torch itself does not read. The CLI's
+`--threads N` overrides both; `bench` measures one thread against the default in one run.
+"""
+import math
+import os
+from pathlib import Path
+
+import torch
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def cpu_quota(path: Path | None = None) -> int | None:
+    """CPUs the container's quota allows (rounded up), or None without a quota."""
+    path = CGROUP_CPU_MAX if path is None else path
+    try:
+        quota, period = path.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by the container's quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cpu_quota()
+    return min(cpus, quota) if quota else cpus
+
+
+def default_threads() -> int:
+    """OMP_NUM_THREADS when it is a positive integer, else `available_cpus()`."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else available_cpus()
+
+
+def use_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads (default: `default_threads()`); returns the number set."""
+    threads = default_threads() if threads is None else threads
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,119 @@
+"""Your own photo, 4x: any size and pixel format in, a PNG exactly four times as large out.
+
+* Reading: `data.read_photo` (any bit depth, mode and EXIF orientation). An alpha channel is kept
+  (upscaled bicubically: it has no texture to invent) or dropped, as asked. The photo *is* the LR input:
+  nothing is downsampled first.
+* Tiling (`tiled`): the LR image is cut into tiles, each widened by a margin as wide as the network's
+  measured receptive field (`complexity`), so every kept output pixel sees exactly what it would see in
+  one pass over the whole image: the result equals untiled inference up to float rounding, and memory
+  depends on the tile size, not on the photo's. For the flow, one latent z is drawn for the whole image
+  first and each tile takes its part of it, so a seed gives the same sample tiled or not.
+* Writing: 8-bit PNG (grayscale in, grayscale out), written atomically; existing files are refused unless
+  `overwrite`.
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .config import SCALE
+from .data import read_photo
+from .files import atomic_write
+from .imaging import check_images, upsample
+from .methods import METHODS
+from .models import MAX_TEMPERATURE, ConditionalFlow
+
+# LR pixels (a 768 px output tile). A 1500x1000 photo to 6000x4000 peaked at 1.2 GB (SR) and 1.7 GB (flow,
+# whose z for the whole image takes 0.3 GB) of process memory, torch included; --tile 64 saves little more.
+DEFAULT_TILE = 192
+
+
+def margin(name: str, model) -> int:
+    """LR pixels each tile is widened by: half the network's measured receptive field, plus 2 for the
+    pixel shuffle's off-centre phases (bicubic: its 4-tap kernel)."""
+    from .complexity import flow_fields, generator_field
+    if model is None:
+        return 2
+    field = max(flow_fields(model.config)) if isinstance(model, ConditionalFlow) else generator_field(model.config)
+    return math.ceil(field / (2 * SCALE)) + 2
+
+
+def tiled(fn, lr: torch.Tensor, tile: int, pad: int, out: torch.Tensor | None = None, progress: str | None = None):
+    """fn(lr_tile, (top, left)) -> HR tile, over (tile x tile) LR tiles each widened by `pad` LR pixels
+    (cut back at the image's border); the tiles' centres are assembled into `out`, a (1, 3, 4H, 4W) float
+    tensor by default. A uint8 `out` stores each tile as 8-bit values as soon as it is done: a photo's
+    float output never exists whole."""
+    if tile < 1 or pad < 0:
+        raise ValueError(f"tile must be >= 1 and margin >= 0, got {tile} and {pad}")
+    _, _, h, w = lr.shape
+    out = torch.empty(1, 3, SCALE * h, SCALE * w, dtype=lr.dtype) if out is None else out
+    boxes = [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
+    for top, left in tqdm(boxes, desc=progress, disable=progress is None or len(boxes) == 1, leave=False):
+        t0, l0 = max(0, top - pad), max(0, left - pad)
+        t1, l1 = min(h, top + tile + pad), min(w, left + tile + pad)
+        hr = fn(lr[..., t0:t1, l0:l1], (t0, l0))
+        inner = hr[..., SCALE * (top - t0):SCALE * (min(h, top + tile) - t0),
+                   SCALE * (left - l0):SCALE * (min(w, left + tile) - l0)]
+        if out.dtype == torch.uint8:
+            inner = to_8bit(inner)
+        out[..., SCALE * top:SCALE * top + inner.shape[-2], SCALE * left:SCALE * left + inner.shape[-1]] = inner
+    return out
+
+
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] (clamped) as rounded 8-bit levels."""
+    return x.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+@torch.no_grad()
+def upscale(name: str, model, lr: torch.Tensor, temperature: float | None = None, seed: int = 0,
+            tile: int = DEFAULT_TILE, pad: int | None = None, progress: str | None = None) -> torch.Tensor:
+    """Method `name`'s 4x output of one LR image (1, 3, H, W) as 8-bit levels (1, 3, 4H, 4W), computed tile
+    by tile. A stochastic method draws one z for the whole image from `seed` (as `model.sample` does with
+    a generator of that seed), then each tile takes its part."""
+    check_images(lr, "LR image")
+    if lr.shape[0] != 1:
+        raise ValueError(f"upscale takes one image at a time, got a batch of {lr.shape[0]}")
+    method = METHODS[name]
+    pad = margin(name, model) if pad is None else pad
+    out = torch.empty(1, 3, SCALE * lr.shape[-2], SCALE * lr.shape[-1], dtype=torch.uint8)
+    if not method.stochastic:
+        return tiled(lambda part, _: method.run(model, part, None, None), lr, tile, pad, out, progress)
+    if temperature is None or not math.isfinite(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
+        raise ValueError(f"temperature must be a number from 0 to {MAX_TEMPERATURE}, got {temperature}")
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(1, 3, SCALE * lr.shape[-2], SCALE * lr.shape[-1], generator=gen).mul_(temperature)
+
+    def invert(part, corner):
+        top, left = (SCALE * c for c in corner)
+        return model.inverse(z[..., top:top + SCALE * part.shape[-2], left:left + SCALE * part.shape[-1]], part)[0]
+    return tiled(invert, lr, tile, pad, out, progress)
+
+
+def to_png_array(rgb: torch.Tensor, alpha: torch.Tensor | None, grayscale: bool) -> np.ndarray:
+    """(3, H, W) 8-bit RGB (and float alpha in [0, 1]) -> the uint8 array PIL writes: L, RGB, RGBA or LA."""
+    if grayscale:  # the networks are colour; a grayscale photo stays grayscale (BT.601 luma)
+        rgb = to_8bit((rgb.float() * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True) / 255)
+    channels = rgb if alpha is None else torch.cat([rgb, to_8bit(alpha)])
+    array = channels.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def write_png(path: str | Path, array: np.ndarray, overwrite: bool = False) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another --out or pass --overwrite")
+    return atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+
+
+def upscale_photo(source, models: dict, name: str, temperature: float | None = None, seed: int = 0,
+                  alpha: str = "keep", tile: int = DEFAULT_TILE, progress: str | None = None) -> np.ndarray:
+    """Read a photo, super-resolve it with method `name`, and return the PNG array (4x each side)."""
+    photo = read_photo(source, alpha)
+    hr = upscale(name, models.get(name), photo.rgb[None], temperature, seed, tile, progress=progress)[0]
+    hr_alpha = None if photo.alpha is None else upsample(photo.alpha[None])[0]
+    return to_png_array(hr, hr_alpha, photo.grayscale)
+

@@ -1,0 +1,39 @@
+"""Thread defaults for shared machines: OMP_NUM_THREADS, then affinity capped by the container's quota."""
+import pytest
+import torch
+
+from sr_lib import threads
+
+
+def test_quota_file_formats(tmp_path):
+    quota = tmp_path / "cpu.max"
+    quota.write_text("150000 100000\n")
+    assert threads.cpu_quota(quota) == 2  # 1.5 CPUs: rounded up
+    quota.write_text("max 100000\n")
+    assert threads.cpu_quota(quota) is None
+    assert threads.cpu_quota(tmp_path / "missing") is None
+
+
+def test_default_respects_omp_num_threads_then_affinity_and_quota(monkeypatch, tmp_path):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    quota = tmp_path / "cpu.max"
+    quota.write_text("100000 100000\n")
+    monkeypatch.setattr(threads, "CGROUP_CPU_MAX", quota)
+    assert threads.default_threads() == 1  # four CPUs allowed, one CPU of quota
+    quota.write_text("max 100000\n")
+    assert threads.default_threads() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "garbage")
+    assert threads.default_threads() == 4
+
+
+def test_use_threads_sets_torch_and_refuses_zero():
+    before = torch.get_num_threads()
+    try:
+        assert threads.use_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="--threads must be >= 1"):
+        threads.use_threads(0)
