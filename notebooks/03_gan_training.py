@@ -29,6 +29,11 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # %% [markdown]
 # # 03 · Training the GAN: SR pre-training, then adversarial training
 #
+# **You will learn** what the pixel loss and the adversarial loss each make a generator produce, how to
+# tell whether a discriminator actually discriminates, and what GAN artefacts look like and measure as.
+# **Prerequisites:** convolutional networks, binary cross-entropy, notebook 01's notation ($x$ HR image,
+# $y$ LR image). **Time:** 40 minutes; 6 s to run with the shipped checkpoints.
+#
 # SRGAN's generator $G$ maps a low-resolution image to a 4x larger one. Trained with a pixel loss alone
 # (the **SR, no GAN** baseline) it learns one compromise among all high-resolution images that fit the
 # input: with the L2 loss the *conditional mean*, with the L1 loss used here the per-pixel *conditional
@@ -65,6 +70,7 @@ from sr_lib import fast_mode
 from sr_lib.checkpoint import DEFAULT_CHECKPOINTS, load_checkpoint, load_model
 from sr_lib.config import get_config
 from sr_lib.data import HELDOUT_DETAIL, RandomCrops, bundled_heldout, bundled_training_images
+from sr_lib.exercises import check_discriminator_loss, check_generator_loss
 from sr_lib.imaging import degrade, upsample
 from sr_lib.methods import label, load_methods, super_resolve
 from sr_lib.metrics import psnr
@@ -133,6 +139,53 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ### Exercise 3.1: the discriminator's loss
+# In the min-max objective above, $D$ maximises $\log D(x) + \log(1 - D(G(y)))$. Written as a loss to
+# *minimise* over a batch, with $D$ returning logits (scores before the sigmoid), that is the binary
+# cross-entropy of real crops labelled 1 and generated crops labelled 0. Write it
+# (`torch.nn.functional.binary_cross_entropy_with_logits` helps).
+
+# %% nbgrader={"grade": false, "grade_id": "ex-3-1", "locked": false, "schema_version": 3, "solution": true}
+def discriminator_loss(real_logits, fake_logits):
+    """Exercise 3.1: D's loss, real labelled 1 and generated labelled 0, averaged over each batch."""
+    ### BEGIN SOLUTION
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    return bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
+    ### END SOLUTION
+
+
+print(check_discriminator_loss(discriminator_loss))
+
+# %% [markdown]
+# ### Exercise 3.2: the generator's adversarial loss
+# Minimising $\log(1 - D(G(y)))$ (the min-max form) gives the generator almost no gradient early on,
+# when $D$ easily rejects its outputs. Goodfellow et al. (2014) proposed the *non-saturating* form
+# instead: minimise $-\log D(G(y))$. Write it for logits, averaged over the batch.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-3-2", "locked": false, "schema_version": 3, "solution": true}
+def generator_loss(fake_logits):
+    """Exercise 3.2: G's non-saturating adversarial loss, -log D(G(y)), from D's logits."""
+    ### BEGIN SOLUTION
+    return -torch.nn.functional.logsigmoid(fake_logits).mean()
+    ### END SOLUTION
+
+
+print(check_generator_loss(generator_loss))
+logits = torch.linspace(-8, 0, 5, requires_grad=True)  # D rejects the fakes, from strongly to not at all
+generator_loss(logits).backward()
+saturating = torch.linspace(-8, 0, 5, requires_grad=True)
+torch.log1p(-torch.sigmoid(saturating)).mean().backward()
+print("gradient per logit, non-saturating:", [f"{g:.4f}" for g in logits.grad.tolist()])
+print("gradient per logit, saturating:    ", [f"{g:.4f}" for g in saturating.grad.tolist()])
+assert abs(logits.grad[0]) > 100 * abs(saturating.grad[0])
+
+# %% [markdown]
+# Where $D$ rejects a fake with confidence (logit $-8$), the saturating loss gives the generator more than
+# 100 times less gradient than the non-saturating one: it would learn nothing just when it most needs to.
+# `sr_lib` trains with ESRGAN's relativistic version of these two losses (`relativistic_loss` in
+# `sr_lib/train.py`): the same cross-entropies, applied to the difference between a crop's score and
+# the other set's average score.
+#
 # ## What the discriminator sees
 # The discriminator saved with SRGAN scores 64 px crops of the held-out faces (never seen in training):
 # the real crops, and the SR and SRGAN outputs for the same places. With the relativistic loss only the
@@ -241,3 +294,16 @@ assert lattices["SRGAN"] > 2 * lattices["original"] and lattices["SR (no GAN)"] 
 # a hyper-parameter ($\lambda$) that decides between blur and artefacts, and a training curve that does
 # not tell you when you are done. Notebook 04 trains the flow, which has none of these training problems
 # (its temperature still chooses between smooth and noisy, after training) but pays in other ways.
+#
+# ## Summary
+# * The pixel loss gives one smooth compromise; the adversarial loss pulls outputs towards what real
+#   crops look like, with invented detail.
+# * A discriminator is only useful if it separates: measured here as the probability that it scores a
+#   real crop above a generated one.
+# * GAN artefacts are measurable: the LR-grid lattice above.
+#
+# ## Going further
+# * Ledig et al., [Photo-realistic single image super-resolution using a GAN](https://arxiv.org/abs/1609.04802) (SRGAN), CVPR 2017.
+# * Wang et al., [ESRGAN](https://arxiv.org/abs/1809.00219), ECCV workshops 2018: the relativistic loss and the training recipe used here.
+# * Goodfellow et al., [Generative adversarial nets](https://arxiv.org/abs/1406.2661), NeurIPS 2014: the non-saturating loss of Exercise 3.2.
+# * Try: set `adv_weight` in `sr_lib/methods.py` to 0.02 and retrain (`RETRAIN = True`): the lattice grows.

@@ -29,6 +29,11 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # %% [markdown]
 # # 05 · The comparison: SRGAN vs. flow vs. SR (no GAN) vs. bicubic
 #
+# **You will learn** how super-resolution methods are compared (distortion, perception, diversity,
+# cost), why no single number ranks them, and how the perception-distortion trade-off shows in pictures.
+# **Prerequisites:** notebooks 03 and 04 (what each method is); means and covariances. **Time:** 45
+# minutes; 40 s to run. Notation: $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature.
+#
 # The study's result, measured on CelebA faces by networks trained on FFHQ:
 #
 # | | SRGAN | Norm. Flow | SR (no GAN) |
@@ -68,6 +73,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 import tempfile
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from IPython.display import Markdown, display
 
@@ -75,6 +81,7 @@ from sr_lib import fast_mode
 from sr_lib.checkpoint import DEFAULT_CHECKPOINTS
 from sr_lib.data import HELDOUT_DETAIL, bundled_heldout
 from sr_lib.evaluate import load_perceptual, run_all
+from sr_lib.exercises import check_frechet_distance, check_sliced_wasserstein
 from sr_lib.methods import SHOWN_TEMPERATURES, TEMPERATURES, label, load_methods
 from sr_lib.plotting import comparison_figure, perception_distortion_figure
 from sr_lib.report import markdown_table, report
@@ -139,6 +146,81 @@ print(f"SWD:  SRGAN {srgan['swd']:.1f} < flow T=0.8 {flow8['swd']:.1f} < SR {sr[
 # %%
 fig = perception_distortion_figure(result)
 plt.show()
+
+# %% [markdown]
+# ### Exercise 5.1: the sliced Wasserstein distance
+# The perception axis above needs no trained network. Its core: project two point sets (here, image
+# patches flattened to vectors) onto random unit directions; in one dimension the Wasserstein-1 distance
+# between two equally large samples is the mean absolute difference of their *sorted* values. Average over
+# the directions.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-5-1", "locked": false, "schema_version": 3, "solution": true}
+def sliced_wasserstein(a, b, directions):
+    """Exercise 5.1: mean over unit directions (K, D) of the 1-D W1 between projected sets a, b (N, D)."""
+    ### BEGIN SOLUTION
+    projected_a = (a @ directions.T).sort(dim=0).values
+    projected_b = (b @ directions.T).sort(dim=0).values
+    return (projected_a - projected_b).abs().mean()
+    ### END SOLUTION
+
+
+print(check_sliced_wasserstein(sliced_wasserstein))
+
+# %% [markdown]
+# Applied to the faces: 8x8 patches (192 numbers each) of the originals against those of each method's
+# output, along 256 random directions. `sr_lib`'s version (used inside the multi-scale SWD of the table)
+# must give the same numbers.
+
+# %%
+from sr_lib.perceptual import sliced_wasserstein as sliced_wasserstein_sr_lib
+
+hr = torch.stack(list(faces.values()))
+patches = {"original": hr}
+with torch.no_grad():
+    for name in ("sr", "srgan"):
+        patches[label(name)] = models[name](degrade(hr)).clamp(0, 1)
+patches = {name: torch.nn.functional.unfold(x.double(), 8, stride=8).transpose(1, 2).reshape(-1, 192)
+           for name, x in patches.items()}
+directions = torch.randn(256, 192, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+directions = directions / directions.norm(dim=1, keepdim=True)
+for name in ("SR (no GAN)", "SRGAN"):
+    yours = float(sliced_wasserstein(patches["original"], patches[name], directions))
+    theirs = sliced_wasserstein_sr_lib(patches["original"], patches[name], directions)
+    print(f"original vs {name:12}: yours {yours:.5f}, sr_lib {theirs:.5f}")
+    assert abs(yours - theirs) < 1e-9
+
+# %% [markdown]
+# ### Exercise 5.2: the Fréchet distance
+# FID fits a Gaussian to the Inception features of each image set and measures the Fréchet (Wasserstein-2)
+# distance between the two Gaussians: $\lVert\mu_1 - \mu_2\rVert^2 + \operatorname{tr}\big(\Sigma_1 + \Sigma_2
+# - 2(\Sigma_1\Sigma_2)^{1/2}\big)$ (Heusel et al. 2017). Write it for numpy arrays
+# (`scipy.linalg.sqrtm` gives the matrix square root; keep its real part).
+
+# %% nbgrader={"grade": false, "grade_id": "ex-5-2", "locked": false, "schema_version": 3, "solution": true}
+def frechet_distance(mu1, cov1, mu2, cov2):
+    """Exercise 5.2: the Frechet distance between N(mu1, cov1) and N(mu2, cov2)."""
+    ### BEGIN SOLUTION
+    from scipy.linalg import sqrtm
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(cov1 + cov2 - 2 * sqrtm(cov1 @ cov2).real))
+    ### END SOLUTION
+
+
+print(check_frechet_distance(frechet_distance))
+
+# %% [markdown]
+# Without the Inception weights we cannot compute FID here, but the formula works on any features. On
+# the 192-number patches above, yours must agree with the pytorch-fid formula that `sr_lib` calls.
+
+# %%
+from sr_lib.perceptual import frechet_distance as frechet_from_features
+
+features = {name: x.numpy() for name, x in patches.items()}
+stats = {name: (f.mean(0), np.cov(f, rowvar=False)) for name, f in features.items()}
+for name in ("SR (no GAN)", "SRGAN"):
+    yours = frechet_distance(*stats["original"], *stats[name])
+    theirs = frechet_from_features(features["original"], features[name])
+    print(f"original vs {name:12}: yours {yours:.5f}, pytorch-fid's formula {theirs:.5f}")
+    assert abs(yours - theirs) < 1e-4 * max(1.0, abs(theirs))
 
 # %% [markdown]
 # ## Side by side
@@ -221,3 +303,16 @@ assert all(consistency[name] > consistency["bicubic"] + 2 for name in learned)
 # study's "comparable compute": the structured log-det against brute force, the training throughput and
 # activation memory of each method's training step, and inference time per megapixel against bicubic.
 # The README quotes a run.
+#
+# ## Summary
+# * Distortion (PSNR, SSIM) rewards the smooth average; perception measures (SWD here, FID and LPIPS
+#   with weights) reward outputs distributed like real images; no method wins both.
+# * The flow's temperature moves one trained model along that trade-off; the GAN sits at one point of it.
+# * Without a ground truth (your own photo) only LR-consistency can be measured.
+#
+# ## Going further
+# * Blau, Michaeli, [The perception-distortion tradeoff](https://arxiv.org/abs/1711.06077), CVPR 2018.
+# * Heusel et al., [GANs trained by a two time-scale update rule converge to a local Nash equilibrium](https://arxiv.org/abs/1706.08500) (FID), NeurIPS 2017.
+# * Zhang et al., [The unreasonable effectiveness of deep features as a perceptual metric](https://arxiv.org/abs/1801.03924) (LPIPS), CVPR 2018.
+# * Karras et al., [Progressive growing of GANs](https://arxiv.org/abs/1710.10196), ICLR 2018: the sliced Wasserstein distance of Exercise 5.1.
+# * Notebook 06 studies the same trade-off where everything can be computed exactly.

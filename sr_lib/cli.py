@@ -134,6 +134,12 @@ def cmd_upscale(args) -> None:
         print(f"wrote {write_png(path, array, args.overwrite)} ({array.shape[1]}x{array.shape[0]})")
 
 
+def cmd_student(args) -> None:
+    from .student import write_student_versions
+    for name, count in write_student_versions(args.out, Path(args.notebooks)).items():
+        print(f"wrote {Path(args.out) / name} ({count} exercises)")
+
+
 def cmd_weights(args) -> None:
     from . import weights
     if args.fetch:
@@ -227,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser("student", help="student versions of the notebooks: exercise solutions removed (nbgrader)")
+    p.add_argument("--out", required=True, help="folder for the student notebooks")
+    p.add_argument("--notebooks", default=str(Path(__file__).resolve().parents[1] / "notebooks"),
+                   help="folder of the instructor notebooks (default: this project's)")
+    p.set_defaults(func=cmd_student)
 
     p = sub.add_parser("weights", help="which pretrained backbone files are in torch hub's cache")
     p.add_argument("--fetch", action="store_true", help="download and verify the missing files (needs internet)")

@@ -194,7 +194,8 @@ def _soft_clamp(raw_s: torch.Tensor, clamp: float | None) -> torch.Tensor:
 
 
 class AffineCoupling(nn.Module):
-    """y1 = x1, y2 = x2 * exp(s(x1, c)) + t(x1, c); log|det J| = sum(s) per sample.
+    """v1 = u1, v2 = u2 * exp(s(u1, c)) + t(u1, c); log|det J| = sum(s) per sample (u in, v out: x, y
+    and z name the HR image, the LR image and the latent).
 
     s and t come from one ordinary (non-invertible) subnet: three 3x3 convs channels/2 -> hidden ->
     hidden -> channels (`first`, `middle`, `out`), with the condition c added to the first layer through a
@@ -215,19 +216,19 @@ class AffineCoupling(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def scale_and_shift(self, x1: torch.Tensor, cond: torch.Tensor):
-        raw_s, t = self.out(self.middle(self.first(x1) + self.cond_proj(cond))).chunk(2, dim=1)
+    def scale_and_shift(self, u1: torch.Tensor, cond: torch.Tensor):
+        raw_s, t = self.out(self.middle(self.first(u1) + self.cond_proj(cond))).chunk(2, dim=1)
         return _soft_clamp(raw_s, self.scale_clamp), t
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor):
-        x1, x2 = x.chunk(2, dim=1)
-        s, t = self.scale_and_shift(x1, cond)
-        return torch.cat([x1, x2 * torch.exp(s) + t], dim=1), s.flatten(1).sum(1)
+    def forward(self, u: torch.Tensor, cond: torch.Tensor):
+        u1, u2 = u.chunk(2, dim=1)
+        s, t = self.scale_and_shift(u1, cond)
+        return torch.cat([u1, u2 * torch.exp(s) + t], dim=1), s.flatten(1).sum(1)
 
-    def inverse(self, y: torch.Tensor, cond: torch.Tensor):
-        y1, y2 = y.chunk(2, dim=1)
-        s, t = self.scale_and_shift(y1, cond)
-        return torch.cat([y1, (y2 - t) * torch.exp(-s)], dim=1), -s.flatten(1).sum(1)
+    def inverse(self, v: torch.Tensor, cond: torch.Tensor):
+        v1, v2 = v.chunk(2, dim=1)
+        s, t = self.scale_and_shift(v1, cond)
+        return torch.cat([v1, (v2 - t) * torch.exp(-s)], dim=1), -s.flatten(1).sum(1)
 
 
 class AffineInjector(nn.Module):

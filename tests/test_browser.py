@@ -262,7 +262,9 @@ def test_comparison_notebook_widgets_respond_in_the_browser(page):
     status.scroll_into_view_if_needed()
     outputs = _active(page).locator(".widget-hbox:has(> .widget-vbox > .widget-html:has-text('your photo (LR)'))").first
     before = outputs.screenshot()
-    _active(page).locator(".widget-upload input[type=file]").first.set_input_files(str(photo))
+    with page.expect_file_chooser() as chooser:  # the widget's file input lives outside the page's DOM
+        _active(page).locator(".widget-upload:has-text('your photo')").first.click()
+    chooser.value.set_files(str(photo))
     deadline = time.monotonic() + 120
     while "upload-coffee.jpg" not in status.inner_text() and time.monotonic() < deadline:
         time.sleep(1)

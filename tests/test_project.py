@@ -23,11 +23,13 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_environment_yml_lists_every_pyproject_dependency():
+def test_environment_yml_is_the_students_environment_from_pyproject():
+    """Binder's environment: every dependency and the notebooks extra, and nothing only tests or
+    instructors need (a smaller, faster Binder image)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"]}
-    wanted |= {_name(r) for extra in project["optional-dependencies"].values() for r in extra}
-    wanted.discard(project["name"])  # an extra that pulls in another extra
+    extras = project["optional-dependencies"]
+    wanted = {_name(r) for r in project["dependencies"] + extras["notebooks"]}
+    unwanted = {_name(r) for r in extras["test"] + extras["course"]} - wanted - {project["name"]}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     have = set()
     for entry in env["dependencies"]:
@@ -37,6 +39,8 @@ def test_environment_yml_lists_every_pyproject_dependency():
             have.add(_name(entry))
     missing = sorted(n for n in wanted if CONDA_NAMES.get(n, n) not in have)
     assert not missing, f"in pyproject.toml but not in environment.yml: {missing}"
+    extra = sorted(n for n in unwanted if CONDA_NAMES.get(n, n) in have)
+    assert not extra, f"test or course packages in the students' environment.yml: {extra}"
 
 
 def test_binder_postbuild_installs_the_package_without_dependencies():

@@ -1,0 +1,257 @@
+"""Checkers for the notebooks' exercises: each runs the student's function on cases with known answers
+and says, in one sentence, what is wrong, naming the typical mistake when it recognises one.
+
+A checker returns a one-line confirmation when the answer is right and raises `NotYet` (an
+AssertionError, so "Run All" stops there) when it is not. A function that still raises the student
+version's `NotImplementedError("exercise: ...")` is passed through unchanged. The typical mistakes are
+recognised by computing them: the answer is compared with each wrong formula on the same case.
+"""
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+class NotYet(AssertionError):
+    """An exercise's answer is not right yet; the message says what to look at."""
+
+
+def _call(fn: Callable, *args, what: str):
+    """fn(*args), with any error other than the exercise's NotImplementedError turned into a sentence."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # the student's code: say which call failed, not where in sr_lib
+        raise NotYet(f"calling your function on {what} raised {type(error).__name__}: {error}") from None
+
+
+def _close(a, b, tol: float) -> bool:
+    a, b = (torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float64) for x in (a, b))
+    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=tol, atol=tol, equal_nan=True))
+
+
+def _judge(answer, correct, mistakes: list[tuple[str, object]], what: str, tol: float = 1e-6) -> None:
+    """Pass if answer is close to correct; else raise with the message of the first mistake it matches,
+    or a generic one naming the case."""
+    if _close(answer, correct, tol):
+        return
+    for message, wrong in mistakes:
+        if _close(answer, wrong, tol):
+            raise NotYet(message)
+    shape = tuple(torch.as_tensor(np.asarray(answer)).shape) if not torch.is_tensor(answer) else tuple(answer.shape)
+    expected = tuple(torch.as_tensor(np.asarray(correct)).shape) if not torch.is_tensor(correct) else tuple(correct.shape)
+    hint = f" (shape {shape}, expected {expected})" if shape != expected else ""
+    raise NotYet(f"not yet: on {what} your answer differs from the expected one{hint}; "
+                 "compare it with the formula above, term by term")
+
+
+# ---------------------------------------------------------------- 01: the coupling
+def check_coupling_inverse(inverse: Callable) -> str:
+    """inverse(v2, s, t) -> (u2, logdet) for v2 = u2 * exp(s) + t; logdet per sample, shape (N,)."""
+    gen = torch.Generator().manual_seed(1)
+    v2, s, t = (torch.randn(2, 2, 3, 3, generator=gen, dtype=torch.float64) for _ in range(3))
+    result = _call(inverse, v2, s, t, what="v2, s, t of shape (2, 2, 3, 3)")
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise NotYet("return two things, u2 and the log-determinant: `return u2, logdet`")
+    u2, logdet = result
+    _judge(u2, (v2 - t) * torch.exp(-s), [
+        ("your u2 is off by a factor exp(-s): did you divide by exp(s) twice?", (v2 - t) * torch.exp(-2 * s)),
+        ("you undid the scale before the shift: the forward adds t last, so subtract t first, then divide "
+         "by exp(s)", v2 * torch.exp(-s) - t),
+        ("you multiplied by exp(s); the inverse divides by it (multiplies by exp(-s))", (v2 - t) * torch.exp(s)),
+        ("the scale is missing: after subtracting t, divide by exp(s)", v2 - t),
+    ], "the u2 part")
+    correct = -s.flatten(1).sum(1)
+    _judge(logdet, correct, [
+        ("your log-det has the wrong sign: the inverse's is minus the forward's sum(s)", s.flatten(1).sum(1)),
+        ("one log-det per sample, shape (N,): sum over every dimension but the first (the batch)", correct.sum()),
+        ("the log-det is the sum of the *log* of the Jacobian's diagonal, -s, not of exp(-s) itself",
+         torch.exp(-s).flatten(1).sum(1)),
+    ], "the log-det")
+    return "correct: u2 = (v2 - t) * exp(-s), log-det = -sum(s) per sample"
+
+
+def check_brute_force_logdet(logdet: Callable) -> str:
+    """logdet(f, x) -> log|det J_f(x)| for f mapping a vector (D,) to (D,), by building J."""
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    if torch.linalg.det(a) > 0:
+        a[0] = -a[0]  # a negative determinant: log|det|, not log det
+    x = torch.randn(4, generator=gen, dtype=torch.float64)
+    jac = a
+    answer = _call(logdet, lambda v: a @ v + torch.sin(x), x, what="a linear map with a negative determinant")
+    det = torch.linalg.det(jac)
+    _judge(answer, torch.log(det.abs()), [
+        ("that is det J itself: take the log of its absolute value (torch.linalg.slogdet gives it stably)", det),
+        ("the determinant is negative here: the change of variables needs log|det J|, so take the absolute "
+         "value first (torch.linalg.slogdet)", torch.log(det)),
+        ("the trace is not the log-det (that holds only for the matrix exponential): build J and take "
+         "slogdet", torch.trace(jac)),
+        ("the diagonal gives the determinant only for triangular matrices; this J is dense: use slogdet",
+         torch.log(torch.diagonal(jac).abs()).sum()),
+    ], "a dense 4x4 Jacobian", tol=1e-5)
+    return "correct: log|det J| from the dense Jacobian, negative determinants included"
+
+
+# ---------------------------------------------------------------- 02: invertibility
+def check_conv1x1_logdet(logdet: Callable) -> str:
+    """logdet(weight (C, C), height, width) -> log|det| of the 1x1 convolution on a C x H x W input."""
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    if torch.linalg.det(w) > 0:
+        w[0] = -w[0]
+    h, width = 5, 7
+    answer = _call(logdet, w, h, width, what="a 3x3 weight with a negative determinant, 5x7 pixels")
+    log_abs = torch.log(torch.linalg.det(w).abs())
+    _judge(answer, h * width * log_abs, [
+        ("that is log|det W| for one pixel: the same W acts on all H*W pixels, so multiply by H*W", log_abs),
+        ("the determinant is negative here: use log|det W| (torch.linalg.slogdet)",
+         h * width * torch.log(torch.linalg.det(w))),
+        ("the diagonal gives det W only for a triangular W: use slogdet (or Glow's LU form)",
+         h * width * torch.log(torch.diagonal(w).abs()).sum()),
+    ], "a 3x3 weight on a 5x7 image")
+    return "correct: H * W * log|det W|"
+
+
+def check_soft_clamp(soft_clamp: Callable) -> str:
+    """soft_clamp(raw, c) -> a smooth version of clamp(raw, -c, c) with slope 1 at 0."""
+    raw = torch.linspace(-20, 20, 81, dtype=torch.float64, requires_grad=True)
+    c = 3.0
+    answer = _call(soft_clamp, raw, c, what="raw from -20 to 20 and c = 3")
+    if not torch.is_tensor(answer) or answer.shape != raw.shape:
+        raise NotYet("return a tensor of the same shape as raw")
+    _judge(answer.detach(), c * torch.tanh(raw.detach() / c), [
+        ("a hard clamp has zero gradient beyond +-c: a scale stuck there could never be trained back; "
+         "use c * tanh(raw / c)", raw.detach().clamp(-c, c)),
+        ("c * tanh(raw) has slope c at 0, so it changes small scales too: divide raw by c inside the tanh",
+         c * torch.tanh(raw.detach())),
+        ("tanh(raw / c) is bounded by 1, not c, and has slope 1/c at 0: multiply by c",
+         torch.tanh(raw.detach() / c)),
+    ], "raw from -20 to 20 and c = 3")
+    return "correct: c * tanh(raw / c), bounded by c, slope 1 at 0, smooth everywhere"
+
+
+# ---------------------------------------------------------------- 03: the GAN's losses
+def _logits():
+    gen = torch.Generator().manual_seed(4)
+    return torch.randn(8, generator=gen, dtype=torch.float64), torch.randn(8, generator=gen, dtype=torch.float64) - 1
+
+
+def check_discriminator_loss(loss: Callable) -> str:
+    """loss(real_logits, fake_logits) -> D's binary cross-entropy, real labelled 1, fake 0 (mean)."""
+    real, fake = _logits()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    answer = _call(loss, real, fake, what="8 real and 8 fake logits")
+    correct = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+    _judge(answer, correct, [
+        ("the labels are swapped: D should call real images 1 and generated ones 0",
+         bce(real, torch.zeros_like(real)) + bce(fake, torch.ones_like(fake))),
+        ("the sign is flipped: D *minimises* the cross-entropy (it maximises the log-likelihood of the right "
+         "labels)", -(bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake)))),
+        ("average over the batch, not sum: the loss should not grow with the batch size",
+         bce(real, torch.ones_like(real), reduction="sum") + bce(fake, torch.zeros_like(fake), reduction="sum")),
+        ("D is trained on both kinds of image: add the fake images' term", bce(real, torch.ones_like(real))),
+    ], "8 real and 8 fake logits")
+    return "correct: BCE(D(x), 1) + BCE(D(G(y)), 0), averaged over the batch"
+
+
+def check_generator_loss(loss: Callable) -> str:
+    """loss(fake_logits) -> G's non-saturating adversarial loss, -log sigmoid(D(G(y))) averaged."""
+    _, fake = _logits()
+    answer = _call(loss, fake, what="8 fake logits")
+    correct = -torch.nn.functional.logsigmoid(fake).mean()
+    _judge(answer, correct, [
+        ("that is the saturating loss log(1 - D(G(y))): when D wins early its gradient vanishes; "
+         "minimise -log D(G(y)) instead", torch.log1p(-torch.sigmoid(fake)).mean()),
+        ("the sign is flipped: G minimises -log D(G(y)), i.e. wants D to say 'real'",
+         torch.nn.functional.logsigmoid(fake).mean()),
+        ("G wants its images labelled 1 (real), not 0",
+         torch.nn.functional.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))),
+    ], "8 fake logits")
+    return "correct: the non-saturating loss -log sigmoid(D(G(y)))"
+
+
+# ---------------------------------------------------------------- 04: likelihood
+def check_dequantize(dequantize: Callable) -> str:
+    """dequantize(levels uint8 tensor, generator) -> float tensor: (levels + u) / 256, u ~ U[0, 1)."""
+    levels = torch.arange(256, dtype=torch.uint8).repeat(400)
+    answer = _call(dequantize, levels, torch.Generator().manual_seed(5), what="every level 0..255, 400 times")
+    if not torch.is_tensor(answer) or answer.shape != levels.shape or not answer.is_floating_point():
+        raise NotYet("return a float tensor of the same shape as the levels")
+    k = levels.double()
+    noise = answer.double() * 256 - k  # the u your function added, if it divided by 256
+    in_bins = bool(noise.min() >= 0 and noise.max() < 1)
+    if in_bins and abs(noise.mean().item() - 0.5) < 0.02 and abs(noise.var().item() - 1 / 12) < 0.01:
+        return "correct: (k + u) / 256 with u uniform on [0, 1): every value stays in its own bin"
+    if torch.allclose(answer.double(), k / 256):
+        raise NotYet("no noise added: a continuous density on exact levels can grow without bound; add "
+                     "u ~ U[0, 1) before dividing")
+    if torch.allclose(answer.double(), k / 255, atol=1 / 255):
+        raise NotYet("divide by 256, not 255: the 256 bins [k/256, (k+1)/256) must tile [0, 1) exactly")
+    if not in_bins:
+        raise NotYet("some values leave their bin [k/256, (k+1)/256): the noise must be uniform on [0, 1) "
+                     "(torch.rand), not Gaussian")
+    raise NotYet("the noise inside each bin is not uniform on [0, 1): use torch.rand")
+
+
+def check_bits_per_dim(bits_per_dim: Callable) -> str:
+    """bits_per_dim(log_density (N,), dims) -> bits per dimension of 8-bit data, where log_density is the
+    natural-log density of the dequantized image in [0, 1]^dims."""
+    log_density = torch.tensor([1500.0, -300.0], dtype=torch.float64)
+    dims = 3 * 16 * 16
+    answer = _call(bits_per_dim, log_density, dims, what="log-densities (1500, -300) over 768 dimensions")
+    correct = (-log_density / dims + math.log(256)) / math.log(2)
+    _judge(answer, correct, [
+        ("off by exactly 8 bits: the density is of x in [0, 1]; a bin of the 256 levels has width 1/256, so "
+         "add log(256) per dimension", -log_density / dims / math.log(2)),
+        ("that is nats per dimension: divide by log(2) for bits", -log_density / dims + math.log(256)),
+        ("per dimension: divide the code length by the number of dimensions",
+         (-log_density + dims * math.log(256)) / math.log(2)),
+        ("the sign: the code length is -log p (a likely image costs few bits)",
+         (log_density / dims + math.log(256)) / math.log(2)),
+    ], "log-densities (1500, -300) over 768 dimensions")
+    return "correct: (-log p / D + log 256) / log 2 bits per dimension"
+
+
+# ---------------------------------------------------------------- 05: distribution distances
+def check_frechet_distance(frechet: Callable) -> str:
+    """frechet(mu1, cov1, mu2, cov2) -> |mu1 - mu2|^2 + tr(cov1 + cov2 - 2 (cov1 cov2)^(1/2)), numpy."""
+    from scipy.linalg import sqrtm
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    c1, c2 = a @ a.T + np.eye(3), b @ b.T + np.eye(3)
+    m1, m2 = rng.normal(size=3), rng.normal(size=3)
+    answer = _call(frechet, m1, c1, m2, c2, what="two 3-D Gaussians")
+    mean_term = float(((m1 - m2) ** 2).sum())
+    root = sqrtm(c1 @ c2).real
+    correct = mean_term + np.trace(c1 + c2 - 2 * root)
+    _judge(float(answer), correct, [
+        ("the square root of cov1 @ cov2 is a matrix square root (scipy.linalg.sqrtm), not element-wise",
+         mean_term + np.trace(c1 + c2 - 2 * np.sqrt(np.abs(c1 @ c2)))),
+        ("the cross term is -2 tr((cov1 cov2)^(1/2)): the factor 2 is missing", mean_term + np.trace(c1 + c2 - root)),
+        ("the means' term is missing: add |mu1 - mu2|^2", np.trace(c1 + c2 - 2 * root)),
+        ("the means' term is the *squared* distance |mu1 - mu2|^2", math.sqrt(mean_term) + np.trace(c1 + c2 - 2 * root)),
+    ], "two 3-D Gaussians", tol=1e-5)
+    return "correct: |mu1 - mu2|^2 + tr(cov1 + cov2 - 2 sqrtm(cov1 cov2))"
+
+
+def check_sliced_wasserstein(swd: Callable) -> str:
+    """swd(a (N, D), b (N, D), directions (K, D) unit rows) -> mean over directions of the 1-D W1."""
+    gen = torch.Generator().manual_seed(7)
+    a = torch.randn(64, 5, generator=gen, dtype=torch.float64)
+    b = 0.5 * torch.randn(64, 5, generator=gen, dtype=torch.float64) + 0.3
+    d = torch.randn(16, 5, generator=gen, dtype=torch.float64)
+    d = d / d.norm(dim=1, keepdim=True)
+    answer = _call(swd, a, b, d, what="two sets of 64 points in 5-D and 16 directions")
+    pa, pb = a @ d.T, b @ d.T
+    sa, sb = pa.sort(0).values, pb.sort(0).values
+    _judge(float(answer), (sa - sb).abs().mean().item(), [
+        ("sort the projections first: W1 in 1-D pairs the i-th smallest with the i-th smallest (quantiles), "
+         "not points in the order given", (pa - pb).abs().mean().item()),
+        ("that compares only the means of the projections: W1 compares whole distributions, point by sorted "
+         "point", (pa.mean(0) - pb.mean(0)).abs().mean().item()),
+        ("squared differences give W2 squared; W1 averages the absolute differences", (sa - sb).square().mean().item()),
+    ], "two 64-point sets and 16 directions")
+    return "correct: project, sort, average |differences|, average over directions"

@@ -1,0 +1,102 @@
+"""Every checker passes the solution and names at least two typical wrong answers correctly."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.linalg import sqrtm
+
+from sr_lib import exercises as ex
+
+bce = F.binary_cross_entropy_with_logits
+
+
+def _dense_logdet(f, x):
+    return torch.linalg.slogdet(torch.autograd.functional.jacobian(f, x))[1]
+
+
+CASES = {
+    # checker: (solution, [(wrong answer, words its message must contain), ...])
+    ex.check_coupling_inverse: (
+        lambda v2, s, t: ((v2 - t) * torch.exp(-s), -s.flatten(1).sum(1)),
+        [(lambda v2, s, t: ((v2 - t) / torch.exp(s) / torch.exp(s), -s.flatten(1).sum(1)), "divide by exp(s) twice"),
+         (lambda v2, s, t: (v2 * torch.exp(-s) - t, -s.flatten(1).sum(1)), "subtract t first"),
+         (lambda v2, s, t: ((v2 - t) * torch.exp(-s), s.flatten(1).sum(1)), "wrong sign"),
+         (lambda v2, s, t: ((v2 - t) * torch.exp(-s), -s.sum()), "one log-det per sample")]),
+    ex.check_brute_force_logdet: (
+        _dense_logdet,
+        [(lambda f, x: torch.linalg.det(torch.autograd.functional.jacobian(f, x)), "take the log of its absolute"),
+         (lambda f, x: torch.log(torch.linalg.det(torch.autograd.functional.jacobian(f, x))), "negative here"),
+         (lambda f, x: torch.trace(torch.autograd.functional.jacobian(f, x)), "trace is not the log-det")]),
+    ex.check_conv1x1_logdet: (
+        lambda w, h, width: h * width * torch.linalg.slogdet(w)[1],
+        [(lambda w, h, width: torch.linalg.slogdet(w)[1], "multiply by H*W"),
+         (lambda w, h, width: h * width * torch.log(torch.linalg.det(w)), "negative"),
+         (lambda w, h, width: h * width * torch.log(torch.diagonal(w).abs()).sum(), "triangular")]),
+    ex.check_soft_clamp: (
+        lambda raw, c: c * torch.tanh(raw / c),
+        [(lambda raw, c: raw.clamp(-c, c), "hard clamp has zero gradient"),
+         (lambda raw, c: c * torch.tanh(raw), "divide raw by c"),
+         (lambda raw, c: torch.tanh(raw / c), "multiply by c")]),
+    ex.check_discriminator_loss: (
+        lambda real, fake: bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake)),
+        [(lambda real, fake: bce(real, torch.zeros_like(real)) + bce(fake, torch.ones_like(fake)), "labels are swapped"),
+         (lambda real, fake: bce(real, torch.ones_like(real), reduction="sum") + bce(fake, torch.zeros_like(fake),
+                                                                                      reduction="sum"), "not sum"),
+         (lambda real, fake: bce(real, torch.ones_like(real)), "add the fake images' term"),
+         (lambda real, fake: F.binary_cross_entropy(real, torch.ones_like(real)), "raised RuntimeError")]),
+    ex.check_generator_loss: (
+        lambda fake: -F.logsigmoid(fake).mean(),
+        [(lambda fake: torch.log(1 - torch.sigmoid(fake)).mean(), "saturating"),
+         (lambda fake: F.logsigmoid(fake).mean(), "sign is flipped"),
+         (lambda fake: bce(fake, torch.zeros_like(fake)), "labelled 1")]),
+    ex.check_dequantize: (
+        lambda levels, gen: (levels.float() + torch.rand(levels.shape, generator=gen)) / 256,
+        [(lambda levels, gen: levels.float() / 256, "no noise added"),
+         (lambda levels, gen: (levels.float() + torch.rand(levels.shape, generator=gen)) / 255, "not 255"),
+         (lambda levels, gen: (levels.float() + 0.5 + 0.3 * torch.randn(levels.shape, generator=gen)) / 256,
+          "not Gaussian")]),
+    ex.check_bits_per_dim: (
+        lambda log_p, dims: (-log_p / dims + math.log(256)) / math.log(2),
+        [(lambda log_p, dims: -log_p / dims / math.log(2), "off by exactly 8 bits"),
+         (lambda log_p, dims: -log_p / dims + math.log(256), "nats"),
+         (lambda log_p, dims: (-log_p + dims * math.log(256)) / math.log(2), "divide the code length")]),
+    ex.check_frechet_distance: (
+        lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real),
+        [(lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * np.sqrt(np.abs(c1 @ c2))),
+          "not element-wise"),
+         (lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - sqrtm(c1 @ c2).real), "factor 2"),
+         (lambda m1, c1, m2, c2: np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real), "means' term is missing")]),
+    ex.check_sliced_wasserstein: (
+        lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).abs().mean(),
+        [(lambda a, b, d: ((a @ d.T) - (b @ d.T)).abs().mean(), "sort the projections"),
+         (lambda a, b, d: ((a @ d.T).mean(0) - (b @ d.T).mean(0)).abs().mean(), "only the means"),
+         (lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).square().mean(), "W2")]),
+}
+
+
+@pytest.mark.parametrize("checker", CASES, ids=lambda c: c.__name__)
+def test_checker_passes_the_solution_and_names_typical_mistakes(checker):
+    solution, mistakes = CASES[checker]
+    assert checker(solution).startswith("correct: ")
+    assert len(mistakes) >= 2
+    for wrong, words in mistakes:
+        with pytest.raises(ex.NotYet) as caught:
+            checker(wrong)
+        assert words in str(caught.value), f"{checker.__name__}: {caught.value}"
+
+
+@pytest.mark.parametrize("checker", CASES, ids=lambda c: c.__name__)
+def test_an_unsolved_exercise_passes_its_own_message_through(checker):
+    def unsolved(*args):
+        raise NotImplementedError("exercise: write it")
+    with pytest.raises(NotImplementedError, match="exercise: write it"):
+        checker(unsolved)
+
+
+def test_an_unrecognised_wrong_answer_gets_the_generic_sentence():
+    with pytest.raises(ex.NotYet, match="differs from the expected one"):
+        ex.check_soft_clamp(lambda raw, c: raw * 0.5)
+    with pytest.raises(ex.NotYet, match=r"shape \(\), expected \(2,\)"):
+        ex.check_bits_per_dim(lambda log_p, dims: torch.tensor(1.0))
