@@ -32,7 +32,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** how rounding error travels through a chain of invertible layers, why flows clamp
 # their scales, and how to test invertibility and log-determinants numerically. **Prerequisites:**
 # notebook 01; floating-point precision (float32 has about 7 significant digits, float64 about 16).
-# **Time:** 30 minutes; the notebook runs in 25 s. Notation: $x$ HR image, $y$ LR image, $z$ latent.
+# **Time:** 30 minutes; the notebook runs in about 25 s. Notation: $x$ HR image, $y$ LR image, $z$ latent.
 #
 # On paper every coupling layer is exactly invertible. In floating point, each layer adds rounding
 # error, and the inverse of layer $k$ multiplies the error it receives by $\exp(-s)$ and feeds it through
@@ -44,8 +44,6 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # 3. what happens when the scale $s$ is left unclamped and the weights grow, and what the clamp buys.
 #
 # The same figures for any configuration: `python -m sr_lib check-flow --config paper --size 64 --dtype float32`.
-#
-# *Runtime:* about 25 s from a fresh kernel on a 2-core CPU; nothing trains.
 
 # %%
 import math
@@ -62,7 +60,7 @@ from sr_lib.models import ConditionalFlow
 
 torch.manual_seed(0)
 cfg = get_config("paper")  # the study's 16 couplings of width 64
-print(f"fast mode (CI): {fast_mode()}; {cfg.flow_couplings} + {cfg.flow_lr_couplings} flow steps, "
+print(f"{cfg.flow_couplings} + {cfg.flow_lr_couplings} flow steps, "
       f"scale clamp {cfg.flow_scale_clamp}")
 
 # %% [markdown]

@@ -55,9 +55,6 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 #
 # This notebook loads the shipped checkpoints (the `cpu` configuration, trained on the bundled photographs
 # by `sr_lib/checkpoints/cpu/TRAIN.sh`); set `RETRAIN = True` to train them again here.
-#
-# *Runtime:* about 6 s from a fresh kernel on a 2-core CPU with the shipped checkpoints; `RETRAIN = True`
-# adds the training times in `sr_lib/checkpoints/cpu/TRAIN.sh`.
 
 # %%
 import tempfile
@@ -82,7 +79,7 @@ torch.manual_seed(0)
 RETRAIN = False  # True: train SR and SRGAN here (times in TRAIN.sh) instead of loading them
 cfg = get_config("cpu")
 checkpoints = DEFAULT_CHECKPOINTS
-print(f"fast mode (CI): {fast_mode()}; shipped checkpoints in {checkpoints}")
+print(f"shipped checkpoints in {checkpoints}")
 
 # %% [markdown]
 # ## The data
@@ -102,8 +99,9 @@ plt.show()
 
 # %% [markdown]
 # ## Train (optional) or load
-# With `RETRAIN = False` the shipped checkpoints are used. In CI's fast mode a few steps of each trainer
-# run on a temporary folder, so the loops are exercised; the figures below still use the shipped models.
+# With `RETRAIN = False` the shipped checkpoints are used. When the notebooks are tested automatically
+# (quick mode), a few steps of each trainer run on a temporary folder, so the loops are exercised; the
+# figures below still use the shipped models.
 
 # %%
 if RETRAIN or fast_mode() or not (checkpoints / "srgan.pt").exists():

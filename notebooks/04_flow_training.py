@@ -31,7 +31,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 #
 # **You will learn** how a conditional flow is trained (one exact likelihood, no adversary), what bits
 # per dimension and dequantization mean, and what sampling temperature does to the pictures.
-# **Prerequisites:** notebooks 01 and 03; the Gaussian density. **Time:** 40 minutes; 13 s to run with
+# **Prerequisites:** notebooks 01 and 03; the Gaussian density. **Time:** 40 minutes; 10 s to run with
 # the shipped checkpoint.
 #
 # The flow $f_\theta(\cdot\,; y)$ maps an HR image $x$ to a latent $z$ of the same size, conditioned on
@@ -56,13 +56,12 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # shifts them by the LR features (an *affine injector*) and applies a coupling; four steps work at half
 # resolution (12 channels), then a second squeeze gives 48 channels at the LR image's resolution, where
 # four more steps can treat each LR pixel's 4x4 block as a whole (the printout says "4 + 4 steps"). Why:
-# maximum likelihood
-# learns the conditional mean slowly (the likelihood weighs each pixel's error by its predicted inverse
+# maximum likelihood learns the conditional mean slowly (the likelihood weighs each pixel's error by its predicted inverse
 # variance, so edges, where PSNR is decided, count least); with an encoder of its own our flow was
 # barely better than bicubic after thousands of CPU steps. The price is compute, measured below.
 #
-# *Runtime:* about 13 s from a fresh kernel on a 2-core CPU with the shipped checkpoint; `RETRAIN = True`
-# adds the training times in `sr_lib/checkpoints/cpu/TRAIN.sh`.
+# The shipped checkpoint is loaded; `RETRAIN = True` trains it again (the times are in
+# `sr_lib/checkpoints/cpu/TRAIN.sh`).
 
 # %%
 import math
@@ -88,12 +87,12 @@ torch.manual_seed(0)
 RETRAIN = False  # True: train SR and the flow here (times in TRAIN.sh) instead of loading them
 cfg = get_config("cpu")
 checkpoints = DEFAULT_CHECKPOINTS
-print(f"fast mode (CI): {fast_mode()}")
 
 # %% [markdown]
 # ## Train (optional) or load
-# In CI's fast mode a few steps run on a temporary folder to exercise the loop; the figures use the
-# shipped checkpoint (`sr_lib/checkpoints/cpu/TRAIN.sh` shows the command that produced it).
+# When the notebooks are tested automatically (quick mode), a few steps run on a temporary folder to
+# exercise the loop; the figures use the shipped checkpoint (`sr_lib/checkpoints/cpu/TRAIN.sh` shows the
+# command that produced it).
 
 # %%
 if RETRAIN or fast_mode() or not (checkpoints / "flow.pt").exists():

@@ -32,7 +32,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** how super-resolution methods are compared (distortion, perception, diversity,
 # cost), why no single number ranks them, and how the perception-distortion trade-off shows in pictures.
 # **Prerequisites:** notebooks 03 and 04 (what each method is); means and covariances. **Time:** 45
-# minutes; 40 s to run. Notation: $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature.
+# minutes; about 40 s to run. Notation: $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature.
 #
 # The study's result, measured on CelebA faces by networks trained on FFHQ:
 #
@@ -66,8 +66,6 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # local structure is distributed like the originals' (reported x 1000, as Karras et al. do).
 #
 # Everything here uses the shipped `cpu` checkpoints (notebooks 03 and 04), on two held-out portraits.
-#
-# *Runtime:* about 40 s from a fresh kernel on a 2-core CPU; nothing trains.
 
 # %%
 import tempfile
@@ -88,13 +86,22 @@ from sr_lib.report import markdown_table, report
 from sr_lib.imaging import degrade
 from sr_lib.widgets import CropComparator, PhotoUpscaler, TemperatureScrubber
 
+# LPIPS and FID need two pretrained networks (325 MB). Where the internet is reachable (Colab, your own
+# machine, not this project's offline test machines), set FETCH_WEIGHTS = True once to download them into
+# torch hub's cache; they are verified by their hash, and every later run finds them there.
+FETCH_WEIGHTS = False
+if FETCH_WEIGHTS:
+    from sr_lib import weights
+    for key in ("alexnet", "inception"):
+        print(f"fetched {weights.fetch(key)}")
+
 torch.manual_seed(0)
 models = load_methods(DEFAULT_CHECKPOINTS)
 faces = bundled_heldout()
 perceptual = load_perceptual()
 for metric, reason in perceptual["unavailable"].items():
     print(f"{metric.upper()} unavailable: {reason}")
-print(f"fast mode (CI): {fast_mode()}; methods: {', '.join(label(name) for name in models)}")
+print(f"methods: {', '.join(label(name) for name in models)}")
 
 # %% [markdown]
 # ## The table
@@ -254,7 +261,9 @@ print(f"T = 0.8 again: LR-PSNR {scrubber.last_stats['lr_psnr']:.2f} dB, diversit
 # ## Crop comparator
 # Pick an image, a crop position and a size: every method's crop of the same pixels, enlarged to about
 # 192 px with nearest-neighbour, with the PSNR of that crop alone. Small crops on hair or skin show the
-# difference between *plausible* detail (GAN, flow) and *average* detail (SR) best.
+# difference between *plausible* detail (GAN, flow) and *average* detail (SR) best. Tick
+# **LR-consistent** to see every output projected onto the images that explain the LR input exactly
+# (notebook 06): what still differs is what each method invented.
 
 # %%
 comparator = CropComparator(models, faces)
@@ -267,6 +276,11 @@ assert all(image.shape[-2:] == (32, 32) for image, _ in panel.values())
 assert torch.equal(panel["original"][0], faces[comparator.image_choice.value][:, 120:152, 100:132])
 for name, (_, value) in panel.items():
     print(f"{name:16} {'reference' if name == 'original' else f'{value:.2f} dB'}")
+comparator.consistent.value = True
+projected_panel = comparator.last_panel
+assert torch.equal(projected_panel["original"][0], panel["original"][0])
+assert not torch.equal(projected_panel["SRGAN"][0], panel["SRGAN"][0])
+comparator.consistent.value = False
 
 # %% [markdown]
 # ## Your own photo

@@ -16,6 +16,10 @@ import torch
 class NotYet(AssertionError):
     """An exercise's answer is not right yet; the message says what to look at."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback through the checker's code: the one sentence."""
+        return [f"\x1b[1;31mNot yet:\x1b[0m {self}"]
+
 
 def _call(fn: Callable, *args, what: str):
     """fn(*args), with any error other than the exercise's NotImplementedError turned into a sentence."""
@@ -255,3 +259,38 @@ def check_sliced_wasserstein(swd: Callable) -> str:
         ("squared differences give W2 squared; W1 averages the absolute differences", (sa - sb).square().mean().item()),
     ], "two 64-point sets and 16 directions")
     return "correct: project, sort, average |differences|, average over directions"
+
+
+# ---------------------------------------------------------------- 06: the toy posterior
+def check_posterior_mean(estimate: Callable) -> str:
+    """estimate(y) -> the L2-optimal n_hat for the toy problem, from toy.W_UP and toy.mode(y)."""
+    from . import toy
+    y = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
+    answer = _call(estimate, y, what="21 LR values from -1 to 1")
+    mu = toy.mode(y)
+    _judge(answer, toy.posterior_mean(y), [
+        ("that is the plain average of the two modes: weight each by its probability (W_UP and 1 - W_UP)",
+         torch.zeros_like(y)),
+        ("that is the more likely mode, what a GAN might pick; the L2 loss averages over both modes",
+         mu),
+        ("the lower mode, at -mu(y) with probability 1 - W_UP, pulls the mean down too",
+         toy.W_UP * mu),
+    ], "21 LR values from -1 to 1")
+    return "correct: E[n | y] = W mu(y) - (1 - W) mu(y) = (2W - 1) mu(y), between the modes, where no image is"
+
+
+def check_toy_projection(project: Callable) -> str:
+    """project(x_hat (N, 2), y (N, 1)) -> the nearest pair whose average is y."""
+    gen = torch.Generator().manual_seed(8)
+    x_hat = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    y = torch.randn(6, 1, generator=gen, dtype=torch.float64)
+    answer = _call(project, x_hat, y, what="6 pairs and their LR values")
+    gap = y - x_hat.mean(1, keepdim=True)
+    _judge(answer, x_hat + gap, [
+        ("(y, y) is consistent but throws away the null-space part, the detail x_hat invented: change x_hat "
+         "as little as possible instead", y.expand(-1, 2)),
+        ("the correction goes to both pixels equally (that is the least change); you put it all on one",
+         x_hat + torch.cat([2 * gap, torch.zeros_like(gap)], 1)),
+        ("the sign: add y - mean(x_hat), so that the new mean is y", x_hat - gap),
+    ], "6 pairs and their LR values")
+    return "correct: x_hat + (y - mean(x_hat)) on both pixels, the least change that makes it consistent"

@@ -53,12 +53,64 @@ def check_pair(hr: torch.Tensor, lr: torch.Tensor, hr_name: str = "HR image") ->
 def degrade(hr: torch.Tensor) -> torch.Tensor:
     """HR -> LR: 4x bicubic downsampling with antialiasing (as PIL/Matlab imresize do)."""
     check_images(hr, "HR image")
-    h, w = hr.shape[-2:]
+    return downsample(hr)
+
+
+def downsample(x: torch.Tensor) -> torch.Tensor:
+    """The linear map D that `degrade` applies, for any (N, C, H, W) tensor (residuals, null-space parts)."""
+    h, w = x.shape[-2:]
     if h % SCALE or w % SCALE:
         raise ValueError(f"HR size {(h, w)} is not divisible by the scale factor {SCALE}")
-    return F.interpolate(hr, size=(h // SCALE, w // SCALE), mode="bicubic", antialias=True, align_corners=False)
+    return F.interpolate(x, size=(h // SCALE, w // SCALE), mode="bicubic", antialias=True, align_corners=False)
 
 
 def upsample(lr: torch.Tensor) -> torch.Tensor:
     """LR -> HR size by plain bicubic interpolation: the baseline every network must beat."""
     return F.interpolate(lr, scale_factor=SCALE, mode="bicubic", align_corners=False)
+
+
+def degrade_adjoint(lr: torch.Tensor, hr_size: tuple[int, int]) -> torch.Tensor:
+    """D^T: the adjoint of the (linear) degradation, HR-sized, by one backward pass through `downsample`."""
+    probe = torch.zeros(lr.shape[0], lr.shape[1], *hr_size, dtype=lr.dtype, device=lr.device, requires_grad=True)
+    with torch.enable_grad():
+        (downsample(probe) * lr).sum().backward()
+    return probe.grad
+
+
+def _solve_normal(r: torch.Tensor, hr_size: tuple[int, int], iterations: int) -> torch.Tensor:
+    """w with D D^T w = r, by conjugate gradients per image (D D^T is symmetric positive definite)."""
+    def apply(v):
+        return downsample(degrade_adjoint(v, hr_size))
+
+    def dot(a, b):
+        return (a * b).flatten(1).sum(1).view(-1, 1, 1, 1)
+    w, residual = torch.zeros_like(r), r.clone()
+    direction, rho = residual.clone(), dot(residual, residual)
+    for _ in range(iterations):
+        product = apply(direction)
+        alpha = rho / dot(direction, product).clamp_min(1e-30)
+        w, residual = w + alpha * direction, residual - alpha * product
+        rho, previous = dot(residual, residual), rho
+        if rho.max().sqrt() < 1e-10:
+            break
+        direction = residual + rho / previous.clamp_min(1e-30) * direction
+    return w
+
+
+def project_consistent(hr: torch.Tensor, lr: torch.Tensor, iterations: int = 50) -> torch.Tensor:
+    """The image nearest to `hr` (least squares) whose degradation is exactly `lr`: hr + D^+(lr - D hr),
+    D^+ = D^T (D D^T)^-1 (Bahat and Michaeli, "Explorable super-resolution", 2020). It changes only what
+    the LR image determines (the range of D^T) and keeps what it leaves open (the null space of D)."""
+    check_pair(hr, lr, hr_name="output")
+    size = tuple(hr.shape[-2:])
+    hr64, lr64 = hr.double(), lr.double()
+    return (hr64 + degrade_adjoint(_solve_normal(lr64 - downsample(hr64), size, iterations), size)).to(hr.dtype)
+
+
+def range_and_null(hr: torch.Tensor, iterations: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """hr split into the part its LR image determines, D^+ D hr, and the part it leaves open (the rest)."""
+    check_images(hr, "HR image", unit_range=False)
+    size = tuple(hr.shape[-2:])
+    hr64 = hr.double()
+    part = degrade_adjoint(_solve_normal(downsample(hr64), size, iterations), size)
+    return part.to(hr.dtype), (hr64 - part).to(hr.dtype)

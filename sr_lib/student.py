@@ -22,7 +22,7 @@ def exercise_stub(source: str) -> str:
     match = EXERCISE.search(source)
     if match is None:
         raise ValueError(f"a solution cell without an 'Exercise N.M: ...' docstring:\n{source[:200]}")
-    text = match.group(1).replace("Exercise", "exercise", 1).replace('"', "'").replace("\\", "\\\\")
+    text = match.group(1).rstrip(".").replace("Exercise", "exercise", 1).replace('"', "'").replace("\\", "\\\\")
     return f'raise NotImplementedError("{text} (write your code here, then run the check below)")'
 
 

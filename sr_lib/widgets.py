@@ -4,7 +4,8 @@
   image and updates LR-PSNR, diversity and sharpness next to the fixed outputs of the deterministic
   methods (bicubic, SR, SRGAN); a button draws a new latent sample at the same temperature.
 * `CropComparator`: choose an image, a crop position and size; every method's crop side by side,
-  enlarged with nearest-neighbour, each with its PSNR on that crop.
+  enlarged with nearest-neighbour, each with its PSNR on that crop; optionally every output projected
+  to be exactly LR-consistent (`imaging.project_consistent`), so only what it invented differs.
 * `PhotoUpscaler`: upload your own photo (it is the LR input; no ground truth exists): every method's 4x
   output, the flow's at a temperature slider, a zoomed crop of each, and what can be measured without a
   ground truth, LR-consistency.
@@ -21,7 +22,7 @@ from PIL import Image
 
 from .config import SCALE
 from .data import read_photo
-from .imaging import degrade
+from .imaging import degrade, project_consistent
 from .methods import METHODS, STUDY_TEMPERATURE, label
 from .metrics import diversity, psnr
 from .perceptual import hf_energy_ratio
@@ -80,6 +81,14 @@ def sample_view(name: str, model, hr: torch.Tensor, temperature: float, seed: in
     stats = {"method": name, "temperature": temperature, "seed": seed, "lr_psnr": psnr(degrade(sample), lr, border=1),
              "psnr": psnr(sample, hr[None]), "diversity": diversity(draws), "hf_energy_ratio": hf_energy_ratio(sample, hr[None])}
     return sample[0], stats
+
+
+def consistent_outputs(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every output projected onto the images whose degradation is exactly the original's LR image
+    (clamped to [0, 1] for display); the original, consistent already, stays as it is."""
+    lr = degrade(outputs["original"][None])
+    return {key: image if key == "original" else project_consistent(image[None], lr)[0].clamp(0, 1)
+            for key, image in outputs.items()}
 
 
 def crop_panel(outputs: dict[str, torch.Tensor], top: int, left: int, size: int) -> dict[str, tuple[torch.Tensor, float]]:
@@ -161,16 +170,24 @@ class CropComparator:
                                       continuous_update=False, style={"description_width": "initial"})
         self.top = widgets.IntSlider(value=90, min=0, max=side - 8, description="top (px)", continuous_update=False)
         self.left = widgets.IntSlider(value=80, min=0, max=side - 8, description="left (px)", continuous_update=False)
+        self.consistent = widgets.Checkbox(value=False, description="LR-consistent (projected)",
+                                           style={"description_width": "initial"})
+        self.projected: dict[str, dict] = {}  # computed when first asked for
         self.panel = widgets.HBox()
-        for control in (self.image_choice, self.size, self.top, self.left):
+        for control in (self.image_choice, self.size, self.top, self.left, self.consistent):
             control.observe(lambda _: self.refresh(), names="value")
         self.last_panel: dict = {}
-        self.widget = widgets.VBox([widgets.HBox([self.image_choice, self.size]), widgets.HBox([self.top, self.left]),
-                                    self.panel])
+        self.widget = widgets.VBox([widgets.HBox([self.image_choice, self.size, self.consistent]),
+                                    widgets.HBox([self.top, self.left]), self.panel])
         self.refresh()
 
     def refresh(self) -> None:
-        outputs = self.outputs[self.image_choice.value]
+        name = self.image_choice.value
+        outputs = self.outputs[name]
+        if self.consistent.value:
+            if name not in self.projected:
+                self.projected[name] = consistent_outputs(outputs)
+            outputs = self.projected[name]
         h, w = outputs["original"].shape[-2:]
         size = self.size.value
         self.top.max, self.left.max = h - size, w - size  # keep the crop inside the image

@@ -284,6 +284,48 @@ def test_comparison_notebook_widgets_respond_in_the_browser(page):
     _set_theme(page, "JupyterLab Light")
 
 
+WRONG_INVERSE = """def coupling_inverse(v2, s, t):
+    return (v2 - t) / torch.exp(s) / torch.exp(s), -s.flatten(1).sum(1)
+
+
+print(check_coupling_inverse(coupling_inverse))"""
+
+
+def test_a_student_notebook_stops_at_its_exercise_and_the_checker_names_a_wrong_answer(page):
+    from sr_lib.student import write_student_versions
+    folder = ROOT / "build" / "browser-student"
+    write_student_versions(folder)
+    try:
+        page.goto(page.lab_url.replace("/tree/notebooks", "/tree/build/browser-student/01_coupling_jacobian.ipynb")
+                  + "?reset")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+        deadline = time.monotonic() + 120
+        while not any("| Idle" in t for t in page.locator(".jp-StatusBar-Widget").all_inner_texts()):
+            assert time.monotonic() < deadline, "the kernel did not start"
+            time.sleep(1)
+        _active(page).locator("[data-command='notebook:restart-run-all']").first.click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        stop = _active(page).locator(".jp-OutputArea-output:has-text('NotImplementedError')").first
+        stop.wait_for(timeout=120_000)
+        assert "exercise 1.1:" in stop.inner_text()  # Run All stopped at the first exercise, with its task
+        stop.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "student-01-stopped.png")
+
+        cell = _active(page).locator(".jp-CodeCell:has-text('def coupling_inverse')").first
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.insert_text(WRONG_INVERSE)  # typed as a student would paste it (no auto-indent)
+        page.keyboard.press("Shift+Enter")
+        message = cell.locator(".jp-OutputArea-output:has-text('Not yet:')").first
+        message.wait_for(timeout=60_000)
+        assert "did you divide by exp(s) twice?" in message.inner_text()
+        assert "Traceback" not in message.inner_text()  # one sentence, not the checker's code
+        cell.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "student-01-checker.png")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_jacobian_notebook_renders_its_figures(page):
     _open_and_run_all(page, "01_coupling_jacobian.ipynb", timeout_s=300)
     figures = _active(page).locator(".jp-RenderedImage img")

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from scipy.linalg import sqrtm
 
 from sr_lib import exercises as ex
+from sr_lib import toy
 
 bce = F.binary_cross_entropy_with_logits
 
@@ -73,6 +74,15 @@ CASES = {
         [(lambda a, b, d: ((a @ d.T) - (b @ d.T)).abs().mean(), "sort the projections"),
          (lambda a, b, d: ((a @ d.T).mean(0) - (b @ d.T).mean(0)).abs().mean(), "only the means"),
          (lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).square().mean(), "W2")]),
+    ex.check_posterior_mean: (
+        lambda y: (2 * toy.W_UP - 1) * toy.mode(y),
+        [(lambda y: toy.mode(y), "more likely mode"),
+         (lambda y: 0 * y, "plain average"),
+         (lambda y: toy.W_UP * toy.mode(y), "pulls the mean down")]),
+    ex.check_toy_projection: (
+        lambda x, y: x + (y - x.mean(1, keepdim=True)),
+        [(lambda x, y: y.expand(-1, 2), "throws away the null-space part"),
+         (lambda x, y: x - (y - x.mean(1, keepdim=True)), "the sign")]),
 }
 
 
@@ -100,3 +110,8 @@ def test_an_unrecognised_wrong_answer_gets_the_generic_sentence():
         ex.check_soft_clamp(lambda raw, c: raw * 0.5)
     with pytest.raises(ex.NotYet, match=r"shape \(\), expected \(2,\)"):
         ex.check_bits_per_dim(lambda log_p, dims: torch.tensor(1.0))
+
+
+def test_ipython_shows_the_sentence_without_a_traceback():
+    error = ex.NotYet("your u2 is off")
+    assert error._render_traceback_() == ["\x1b[1;31mNot yet:\x1b[0m your u2 is off"]

@@ -67,7 +67,7 @@ def test_notebook_pair_in_sync_and_stripped(ipynb):
 def test_every_notebook_and_script_is_paired_and_named_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     scripts = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
-    assert scripts == [p.stem for p in NOTEBOOKS] and len(scripts) == 5
+    assert scripts == [p.stem for p in NOTEBOOKS] and len(scripts) == 6
     missing = [stem for stem in scripts if f"notebooks/{stem}" not in readme]
     assert not missing, f"README's layout table does not name {missing}"
 
@@ -138,3 +138,18 @@ def test_published_repository_has_badges_in_readme_and_notebooks():
     for ipynb in NOTEBOOKS:
         first = nbformat.read(ipynb, as_version=4).cells[0]
         assert first.source == headers.badges(url, f"notebooks/{ipynb.name}"), f"{ipynb.name} has no badges on top"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads peak memory from /proc")
+def test_notebook_01_full_sweep_stays_under_1_gb_for_binder(tmp_path):
+    """Binder gives a notebook about 2 GB; the brute-force Jacobian sweep of notebook 01 (full mode, not
+    quick) must stay under 1 GB, torch included."""
+    script = ("import re, runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__'); "
+              "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))")
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-c", script, str(ROOT / "notebooks" / "01_coupling_jacobian.py")],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "D =  3072" in run.stdout  # the full sweep ran
+    peak_gib = int(run.stdout.split()[-1]) * 1024 / 2 ** 30
+    assert peak_gib < 1.0, f"notebook 01 peaked at {peak_gib:.2f} GiB"
