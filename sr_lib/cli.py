@@ -53,10 +53,14 @@ def cmd_check_flow(args) -> None:
 
 def cmd_train(args) -> None:
     from .train import TrainSettings, train
+    from .distributed import is_main
     settings = TrainSettings(args.method, get_config(args.config), args.out, args.steps, data=args.data,
                              learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
-                             content=args.content, device=_device(args.device))
-    print(f"wrote {train(settings)}")
+                             content=args.content, device=_device(args.device), sync_batchnorm=args.sync_bn,
+                             save_every=args.save_every)
+    path = train(settings)
+    if is_main():
+        print(f"wrote {path}")
 
 
 def cmd_evaluate(args) -> None:
@@ -183,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_flow)
 
-    p = sub.add_parser("train", help="train one method; checkpoints and loss history go to --out")
+    p = sub.add_parser("train", help="train one method; checkpoints and loss history go to --out "
+                                      "(several processes: torchrun --nproc_per_node N -m sr_lib train ...)")
     p.add_argument("method", choices=trainable())
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--data", default="bundled", help="'bundled' (offline photographs) or an image folder")
@@ -194,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", choices=["l1", "vgg"], default="l1", help="srgan content loss")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="start again although --out holds a checkpoint")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its own GPU)")
+    p.add_argument("--save-every", type=int, default=200, help="write the checkpoint every N steps (and at the end)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun on GPUs: BatchNorm statistics over the global batch (see distributed.py)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="every measure of every method on the evaluation images")

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import SCALE, Config
 from .data import RandomCrops, training_images
@@ -63,6 +64,7 @@ class TrainSettings:
     ema_decay: float = 0.995  # adversarial: the evaluated generator's moving average (about the last 200 steps)
     show_progress: bool = True
     device: str = "cpu"
+    sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics of the global batch (distributed.wrap)
 
     def __post_init__(self):
         method = METHODS.get(self.method)
@@ -71,10 +73,14 @@ class TrainSettings:
         for key in ("learning_rate", "adv_weight", "clip"):
             if getattr(self, key) is None:
                 setattr(self, key, getattr(method, key))
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.steps < 1 or self.save_every < 1:
+            raise ValueError(f"steps and save_every must be >= 1, got {self.steps} and {self.save_every}")
         if not (self.learning_rate and 0 < self.learning_rate < 1):
             raise ValueError(f"learning rate must be in (0, 1), got {self.learning_rate}")
+        if self.sync_batchnorm and not self.device.startswith("cuda"):
+            raise ValueError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
+        if self.cfg.batch % distributed.world_size():
+            raise ValueError(f"the batch of {self.cfg.batch} does not split over {distributed.world_size()} processes")
         self.out = writable_folder(self.out)
 
 
@@ -89,8 +95,9 @@ def checkpoint_path(out: Path, method: str) -> Path:
 
 
 def guarded_step(optimizer, loss: torch.Tensor, parameters, clip: float | None) -> float | None:
-    """Backward and update, returning the gradient norm; None, and no update, if loss or gradient is not finite."""
-    if not torch.isfinite(loss):
+    """Backward and update, returning the gradient norm; None, and no update, if loss or gradient is not finite
+    (on any rank: under torchrun all ranks skip together, the gradient norm being the same on every rank)."""
+    if not distributed.all_agree(bool(torch.isfinite(loss))):
         return None
     optimizer.zero_grad()
     loss.backward()
@@ -113,6 +120,9 @@ class _Run:
     def __init__(self, settings: TrainSettings, trained: dict, kept: dict | None = None):
         self.settings = settings
         self.trained = {name: m.to(settings.device) for name, m in trained.items()}
+        # what the update functions call: the same networks, as DistributedDataParallel under torchrun
+        self.parallel = {name: distributed.wrap(m, settings.device, settings.sync_batchnorm)
+                         for name, m in self.trained.items()}
         self.kept = {name: m.to(settings.device) for name, m in (kept or {}).items()}
         self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=settings.learning_rate)
                            for name, m in self.trained.items()}
@@ -121,8 +131,10 @@ class _Run:
         payload = load_checkpoint(self.path, settings.method, cfg) if settings.resume else None
         if payload is None and self.path.exists() and not settings.overwrite:  # before any image is read
             raise FileExistsError(f"{self.path} exists: pass --resume to continue it or --overwrite to start again")
-        self.stream = RandomCrops(training_images(settings.data, cfg.crop), cfg.crop, cfg.batch,
-                                  settings.seed)
+        self.stream = RandomCrops(training_images(settings.data, cfg.crop), cfg.crop,
+                                  cfg.batch // distributed.world_size(), stream_seed(settings.seed))
+        if distributed.rank():  # the other ranks' noise (dequantization, windows) differs from rank 0's
+            torch.manual_seed(stream_seed(settings.seed))
         self.step, self.history = 0, []  # step: how many updates are done
         if payload is not None:
             self._restore(payload)
@@ -144,18 +156,38 @@ class _Run:
             module.load_state_dict(payload[name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(payload[f"{name}_optimizer"])
-        self.stream.set_state(payload["data_state"])
-        torch.set_rng_state(payload["rng_state"])
         self.step, self.history = payload["step"], payload["history"]
+        states = payload.get("rank_states") or [{"data": payload["data_state"], "rng": payload["rng_state"]}]
+        if len(states) == distributed.world_size():
+            state = states[distributed.rank()]
+            self.stream.set_state(state["data"])
+            torch.set_rng_state(state["rng"])
+            if state.get("cuda_rng") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state(state["cuda_rng"], torch.device(self.settings.device))
+        else:
+            self.stream.generator.manual_seed(stream_seed(self.settings.seed, self.step))
+            torch.manual_seed(stream_seed(self.settings.seed + 1, self.step))
+            if distributed.is_main():
+                print(f"note: {self.path} was written by {len(states)} process(es), this run has "
+                      f"{distributed.world_size()}: weights and optimizers continue, the crops and noise are "
+                      "drawn afresh from seeds of the step (not the sequence an uninterrupted run would see)")
 
     def save(self) -> None:
+        """Every rank's data and random states are gathered (a collective: all ranks call this); rank 0
+        writes the checkpoint and the history."""
+        cuda = self.settings.device.startswith("cuda")
+        states = distributed.gather({"data": self.stream.state(), "rng": torch.get_rng_state(),
+                                     "cuda_rng": torch.cuda.get_rng_state(torch.device(self.settings.device))
+                                     if cuda else None})
+        if not distributed.is_main():
+            return
         modules = self._modules()
         extra = {name: m.state_dict() for name, m in modules.items() if name != "model"}
         extra.update({f"{name}_optimizer": opt.state_dict() for name, opt in self.optimizers.items()})
         settings = {k: v for k, v in asdict(self.settings).items() if k in
                     ("data", "learning_rate", "adv_weight", "clip", "seed", "content", "ema_decay")}
         save_checkpoint(self.path, self.settings.method, METHODS[self.settings.method].network, self.settings.cfg,
-                        self.step, modules["model"], data_state=self.stream.state(), rng_state=torch.get_rng_state(),
+                        self.step, modules["model"], rank_states=states, world_size=distributed.world_size(),
                         history=self.history, settings=settings, **extra)
         text = json.dumps(self.history)
         atomic_write(self.path.with_suffix(".history.json"), lambda tmp: tmp.write_text(text))
@@ -168,7 +200,7 @@ class _Run:
             m.eval()
         steps, bad_in_a_row = self.settings.steps, 0
         bar = tqdm(total=steps, initial=self.step, desc=f"train {self.settings.method}",
-                   disable=not self.settings.show_progress)
+                   disable=not (self.settings.show_progress and distributed.is_main()))
         while self.step < steps:
             for name, opt in self.optimizers.items():
                 for group in opt.param_groups:
@@ -179,12 +211,14 @@ class _Run:
             bar.update()
             if losses is None:
                 bad_in_a_row += 1
-                print(f"step {self.step}: non-finite loss or gradient, update skipped ({bad_in_a_row} in a row)")
+                if distributed.is_main():
+                    print(f"step {self.step}: non-finite loss or gradient, update skipped ({bad_in_a_row} in a row)")
                 if bad_in_a_row >= MAX_BAD_STEPS:
                     raise RuntimeError(f"{MAX_BAD_STEPS} non-finite losses in a row: training stopped; {self.path} "
                                        "holds the last checkpoint saved before. Lower --lr.")
                 continue
             bad_in_a_row = 0
+            losses = distributed.average(losses)  # the global batch's, on every rank
             self.history.append({"step": self.step, **losses})
             bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
             if self.step % self.settings.save_every == 0 or self.step == steps:
@@ -199,7 +233,7 @@ def train_pixel(settings: TrainSettings) -> Path:
     run = _Run(settings, {"model": gen})
 
     def update(hr, lr):
-        loss = F.l1_loss(gen(lr), hr)
+        loss = F.l1_loss(run.parallel["model"](lr), hr)
         grad_norm = guarded_step(run.optimizers["model"], loss, gen.parameters(), settings.clip)
         return None if grad_norm is None else {"l1": loss.item(), "grad_norm": grad_norm}
     return run.fit(update)
@@ -255,19 +289,24 @@ def shifted_window(max_shift: int = 2 * SCALE):
 
 def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float, clip: float | None) -> dict | None:
     """One generator update (content + fool D, D frozen), then one discriminator update (real above fake).
-    D judges the same randomly shifted window of every crop (`shifted_window`)."""
+    D judges the same randomly shifted window of every crop (`shifted_window`). Under torchrun gen and
+    disc are DistributedDataParallel: the generator's update calls the bare D (it trains only G), and D's
+    update scores real and generated crops in one forward, so each of D's weights gets its gradient once."""
     window = shifted_window()
+    judge = distributed.unwrap(disc)
     fake = gen(lr)
-    real_logit = disc(window(hr))  # D is unchanged until its own update below: computed once for both
-    disc.requires_grad_(False)
-    fake_logit = disc(window(fake))
+    real_w, fake_w = window(hr), window(fake)
+    judge.requires_grad_(False)
+    with torch.no_grad():
+        real_logit = judge(real_w)
+    fake_logit = judge(fake_w)
     g_content = content(fake, hr)
-    adversarial = relativistic_loss(fake_logit, real_logit.detach())
+    adversarial = relativistic_loss(fake_logit, real_logit)
     g_norm = guarded_step(opt_g, g_content + adv_weight * adversarial, gen.parameters(), clip)
-    disc.requires_grad_(True)
+    judge.requires_grad_(True)
     if g_norm is None:
         return None
-    fake_logit = disc(window(fake.detach()))
+    real_logit, fake_logit = disc(torch.cat([real_w, fake_w.detach()])).split(len(hr))
     d_loss = relativistic_loss(real_logit, fake_logit)
     if guarded_step(opt_d, d_loss, disc.parameters(), clip) is None:
         return None
@@ -310,7 +349,7 @@ def train_adversarial(settings: TrainSettings) -> Path:
     run = _Run(settings, {"generator": gen, "discriminator": disc}, kept={"model": ema})
 
     def update(hr, lr):
-        losses = adversarial_step(gen, disc, run.optimizers["generator"], run.optimizers["discriminator"], hr, lr,
+        losses = adversarial_step(run.parallel["generator"], run.parallel["discriminator"], run.optimizers["generator"], run.optimizers["discriminator"], hr, lr,
                                   content, settings.adv_weight, settings.clip)
         if losses is not None:
             update_ema(ema, gen, settings.ema_decay)
@@ -319,14 +358,27 @@ def train_adversarial(settings: TrainSettings) -> Path:
 
 
 # ---------------------------------------------------------------- maximum likelihood (flow)
+class Likelihood(torch.nn.Module):
+    """The flow's loss as a module's forward: mean bits per dimension of a batch. DistributedDataParallel
+    averages gradients of what runs through a wrapped forward, so the objective must be one."""
+
+    def __init__(self, flow: torch.nn.Module):
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, hr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+        return self.flow.bits_per_dim(hr, lr).mean()
+
+
 def train_likelihood(settings: TrainSettings) -> Path:
     flow = build("flow", settings.cfg)
     if METHODS[settings.method].starts_from:
         flow.freeze_base(starting_generator(settings).state_dict())
     run = _Run(settings, {"model": flow})
+    objective = distributed.wrap(Likelihood(flow), settings.device)  # a forward DDP can synchronise
 
     def update(hr, lr):
-        loss = flow.bits_per_dim(hr, lr).mean()
+        loss = objective(hr, lr)
         grad_norm = guarded_step(run.optimizers["model"], loss, flow.parameters(), settings.clip)
         return None if grad_norm is None else {"bpd": loss.item(), "grad_norm": grad_norm}
     return run.fit(update)
@@ -335,7 +387,17 @@ def train_likelihood(settings: TrainSettings) -> Path:
 LOOPS = {"pixel": train_pixel, "adversarial": train_adversarial, "likelihood": train_likelihood}
 
 
+def stream_seed(seed: int, step: int = 0) -> int:
+    """The seed of this rank's crops: the run's seed on rank 0 of a fresh run (one process: as always)."""
+    return seed + 1_000_003 * distributed.rank() + 7_919 * step
+
+
 def train(settings: TrainSettings) -> Path:
-    """Train settings.method with its objective's loop; returns the checkpoint's path."""
-    torch.manual_seed(settings.seed)  # before any network is built: initial weights are reproducible
-    return LOOPS[METHODS[settings.method].objective](settings)
+    """Train settings.method with its objective's loop; returns the checkpoint's path. Under torchrun
+    every process runs this; they join one process group first (`distributed.setup`)."""
+    settings.device = distributed.setup(settings.device)
+    try:
+        torch.manual_seed(settings.seed)  # before any network is built: initial weights are reproducible
+        return LOOPS[METHODS[settings.method].objective](settings)
+    finally:
+        distributed.teardown()
