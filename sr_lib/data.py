@@ -175,17 +175,62 @@ def training_images(data: str, crop: int) -> dict[str, torch.Tensor]:
     return load_folder(data, crop)
 
 
-def evaluation_images(data: str) -> dict[str, torch.Tensor]:
-    """`bundled-heldout` or a folder path -> HR evaluation images.
+def _image_files(root: Path, min_side: int) -> dict[str, Path]:
+    """Every image file under `root` at least min_side px on each side, by its relative name; only headers
+    are read. Unreadable and small files are skipped with a warning."""
+    if not root.is_dir():
+        raise ValueError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
+    files = {}
+    for file in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            with open_photo(file) as image:
+                w, h = image.size
+        except (ValueError, OSError) as error:
+            warnings.warn(f"{file}: skipped, not a readable image ({error})", stacklevel=3)
+            continue
+        if min(w, h) < min_side:
+            warnings.warn(f"{file}: skipped, {w}x{h} is smaller than {min_side} px", stacklevel=3)
+            continue
+        files[str(file.relative_to(root))] = file
+    if not files:
+        raise ValueError(f"no usable image (at least {min_side}x{min_side} px) in {root}")
+    return files
+
+
+class EvaluationSet:
+    """`bundled-heldout` or a folder path -> HR evaluation images, read one at a time as they are used
+    (a CelebA test split of 20,000 images never sits in memory at once).
 
     A folder given for evaluation is used whole (it is not split: train on another folder), each image
     centre-cropped to one common square side, the smallest image's, at most 256 px and divisible by 4, so
     the set-level measures (SWD, FID) compare equally large images."""
-    if data in ("bundled", "bundled-heldout"):
-        return bundled_heldout()
-    images = load_folder(data, 32)
-    side = min(HELDOUT_SIDE, *(min(image.shape[-2:]) for image in images.values()))
-    return {name: center_crop(image, side) for name, image in images.items()}
+
+    def __init__(self, data: str):
+        self.data = data
+        if data in ("bundled", "bundled-heldout"):
+            self._images, self._files, self.side = bundled_heldout(), {}, HELDOUT_SIDE
+        else:
+            self._images, self._files = {}, _image_files(Path(data), 32)
+            sizes = []
+            for file in self._files.values():
+                with open_photo(file) as image:
+                    sizes.append(min(image.size))
+            self.side = min(HELDOUT_SIDE, *sizes) // 4 * 4
+        self.names = list(self._images or self._files)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self):
+        """(name, (3, side, side) HR image) in a fixed order."""
+        for name in self.names:
+            image = self._images[name] if self._images else read_photo(self._files[name], alpha="drop").rgb
+            yield name, center_crop(image, self.side)
+
+
+def evaluation_images(data: str) -> dict[str, torch.Tensor]:
+    """All evaluation images at once (small sets: figures, tests); `EvaluationSet` streams them."""
+    return dict(EvaluationSet(data))
 
 
 class RandomCrops:

@@ -10,6 +10,10 @@ Per method (and, for the flow, per latent temperature) one row of
 * cost: parameters, multiply-accumulates per HR pixel and receptive field (measured once per config),
   inference seconds per output megapixel (`torch.utils.benchmark`);
 * the study's published FID and LPIPS beside the matching row.
+Images are read and super-resolved one at a time (`data.EvaluationSet`) and each row's numbers gathered
+as they come (`Tally`): per-image means, a bounded, seeded sample of SWD descriptors per image
+(`SWD_BUDGET` per level and set: all of them for small sets), running Inception-feature moments for FID.
+Memory therefore does not grow with the number of images beyond those bounds.
 `report.py` renders the result; `python -m sr_lib evaluate` prints it.
 """
 from functools import lru_cache
@@ -19,15 +23,17 @@ import torch
 
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .complexity import audit
-from .data import evaluation_images
+from .data import EvaluationSet
 from .imaging import degrade
 from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, load_methods, super_resolve
 from .metrics import distortion, diversity
-from .perceptual import fid, fid_patches, hf_energy_ratio, inception_model, lpips_distance, lpips_model, swd
+from .perceptual import (FeatureMoments, fid_moments, fid_result, hf_energy_ratio, inception_model, lpips_distance,
+                         lpips_model, pyramid_descriptors, swd_from_descriptors)
 from .timing import seconds
 from .weights import MissingWeights
 
 FID_DIMS = 2048
+SWD_BUDGET = 8192  # descriptors per pyramid level and set; 45 x 45 per image are all kept below 4 images
 
 
 def load_perceptual(fid_dims: int = FID_DIMS) -> dict:
@@ -61,7 +67,8 @@ def cost(name: str, model, lr: torch.Tensor) -> dict:
 
 
 def run_all(models: dict, images: dict[str, torch.Tensor], temperatures=TEMPERATURES, seed: int = 0):
-    """Every method on every image: ([(hr, lr) per image], {(method, T): [outputs (S, 1, 3, H, W) per image]})."""
+    """Every method on every image: ([(hr, lr) per image], {(method, T): [outputs (S, 1, 3, H, W) per image]}).
+    For figures of a few images; `evaluate` streams."""
     pairs, outputs = [], {}
     for hr in images.values():
         hr = hr[None]
@@ -76,53 +83,86 @@ def _mean(values: list[dict]) -> dict:
     return {key: sum(v[key] for v in values) / len(values) for key in values[0]}
 
 
-def measure(pairs, per_image: list[torch.Tensor], perceptual: dict | None,
-            fid_reference: torch.Tensor | None = None) -> dict:
-    """All quality numbers of one (method, T): per-image means of distortion, diversity and sharpness,
-    then the set-level perception measures over all samples of all images (the images share one size,
-    `data.evaluation_images`). `fid_reference`: the originals' FID patches, drawn once by the caller."""
-    rows = []
+class Tally:
+    """One row's measures, gathered image by image: per-image numbers (distortion, diversity, sharpness,
+    LPIPS), the SWD descriptors (at most `keep` per image, sample and level) and FID's feature moments
+    (of each image's first sample). The originals are a Tally too, fed `hr` as their only sample."""
+
+    def __init__(self, keep: int, perceptual: dict | None):
+        self.keep, self.perceptual = keep, perceptual or {}
+        self.rows, self.descriptors = [], None
+        self.fid = FeatureMoments() if self.perceptual.get("fid") is not None else None
+
+    def add(self, samples: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> None:
+        """samples (S, 1, 3, H, W) of one image; with hr and lr, also the per-image numbers."""
+        if hr is not None:
+            row = _mean([distortion(s, hr, lr) for s in samples])
+            row["diversity"] = diversity(samples) if len(samples) > 1 else 0.0
+            row["hf_energy_ratio"] = sum(hf_energy_ratio(s, hr) for s in samples) / len(samples)
+            if self.perceptual.get("lpips") is not None:
+                row["lpips"] = sum(lpips_distance(self.perceptual["lpips"], s, hr) for s in samples) / len(samples)
+            self.rows.append(row)
+        levels = pyramid_descriptors(samples.flatten(0, 1), self.keep, seed=len(self.rows))
+        self.descriptors = ([[level] for level in levels] if self.descriptors is None else
+                            [kept + [level] for kept, level in zip(self.descriptors, levels)])
+        if self.fid is not None:
+            fid_moments(self.perceptual["fid"], [samples[0, 0]], self.fid)
+
+    def result(self, originals: "Tally") -> dict:
+        result = _mean(self.rows)
+        found = swd_from_descriptors([torch.cat(d) for d in self.descriptors],
+                                     [torch.cat(d) for d in originals.descriptors])
+        result.update({"swd": found["swd"], "swd_levels": found["levels"]})
+        if self.fid is not None:
+            scores = fid_result(self.fid, originals.fid, self.perceptual["fid_dims"])
+            result.update({"fid" if k == "fid" else f"fid_{k}": v for k, v in scores.items()})
+        return result
+
+
+def measure(pairs, per_image: list[torch.Tensor], perceptual: dict | None) -> dict:
+    """All quality numbers of one (method, T) from outputs already in memory (see `Tally`)."""
+    keep = max(1, SWD_BUDGET // len(pairs))
+    tally, originals = Tally(keep, perceptual), Tally(keep, perceptual)
     for (hr, lr), samples in zip(pairs, per_image):
-        row = _mean([distortion(s, hr, lr) for s in samples])
-        row["diversity"] = diversity(samples) if len(samples) > 1 else 0.0
-        row["hf_energy_ratio"] = sum(hf_energy_ratio(s, hr) for s in samples) / len(samples)
-        if perceptual and perceptual["lpips"] is not None:
-            row["lpips"] = sum(lpips_distance(perceptual["lpips"], s, hr) for s in samples) / len(samples)
-        rows.append(row)
-    result = _mean(rows)
-    swd_result = swd(torch.cat([s.flatten(0, 1) for s in per_image]), torch.cat([hr for hr, _ in pairs]))
-    result.update({"swd": swd_result["swd"], "swd_levels": swd_result["levels"]})
-    if perceptual and perceptual["fid"] is not None:
-        if fid_reference is None:
-            fid_reference = fid_patches([hr[0] for hr, _ in pairs])
-        generated = fid_patches([s[0, 0] for s in per_image])  # the first sample of each image
-        scores = fid(perceptual["fid"], generated, fid_reference, perceptual["fid_dims"])
-        result.update({"fid" if k == "fid" else f"fid_{k}": v for k, v in scores.items()})
-    return result
+        tally.add(samples, hr, lr)
+        originals.add(hr[None])
+    return tally.result(originals)
 
 
 def evaluate(checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",
-             perceptual: dict | None = None, temperatures=TEMPERATURES, seed: int = 0, with_outputs: bool = False):
-    """The result table (a JSON-able dict); with_outputs=True also returns (pairs, outputs) for figures.
+             perceptual: dict | None = None, temperatures=TEMPERATURES, seed: int = 0, with_outputs: int = 0):
+    """The result table (a JSON-able dict), streaming over the images. with_outputs=k also returns
+    (pairs, outputs) of the first k images, for figures.
 
     `perceptual` as from `load_perceptual()` (the default); pass {'lpips': None, 'fid': None,
     'unavailable': {...}} to skip the weight-based measures."""
     perceptual = perceptual if perceptual is not None else load_perceptual()
     models = load_methods(checkpoints)
-    images = evaluation_images(data)
-    pairs, outputs = run_all(models, images, temperatures, seed)
-    costs = {name: cost(name, model, pairs[0][1]) for name, model in models.items()}  # once, not per T
-    fid_reference = fid_patches([hr[0] for hr, _ in pairs]) if perceptual["fid"] is not None else None
+    images = EvaluationSet(data)
+    keep = max(1, SWD_BUDGET // len(images))
+    originals, tallies, pairs, outputs, costs = Tally(keep, perceptual), {}, [], {}, None
+    for index, (_, hr) in enumerate(images):
+        hr = hr[None]
+        lr = degrade(hr)
+        if costs is None:  # once, on the first image, not per T
+            costs = {name: cost(name, model, lr) for name, model in models.items()}
+        originals.add(hr[None])
+        for name, t, samples in super_resolve(models, lr, temperatures, seed=seed):
+            tallies.setdefault((name, t), Tally(keep, perceptual)).add(samples, hr, lr)
+            if index < with_outputs:
+                outputs.setdefault((name, t), []).append(samples)
+        if index < with_outputs:
+            pairs.append((hr, lr))
     rows = []
-    for (name, t), per_image in outputs.items():
-        row = {"method": name, "temperature": t, **measure(pairs, per_image, perceptual, fid_reference),
-               **costs[name]}
+    for (name, t), tally in tallies.items():
+        row = {"method": name, "temperature": t, **tally.result(originals), **costs[name]}
         shows_study = METHODS[name].study and (t is None or t == STUDY_TEMPERATURE)
         row["study"] = METHODS[name].study if shows_study else None
         rows.append(row)
-    result = {"data": data, "images": list(images), "checkpoints": str(checkpoints),
+    result = {"data": data, "images": images.names, "checkpoints": str(checkpoints),
               "unavailable": perceptual["unavailable"],
               "fid_protocol": {"dims": perceptual.get("fid_dims", FID_DIMS), "patch": 64, "stride": 32},
+              "swd_protocol": {"descriptors_per_image_and_level": keep, "budget": SWD_BUDGET},
               "rows": rows}
     return (result, pairs, outputs) if with_outputs else result
 

@@ -69,20 +69,55 @@ def fid_patches(images: list[torch.Tensor], patch: int = FID_PATCH, stride: int 
     return torch.cat(windows)
 
 
-def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (pytorch-fid's stable formula)."""
+class FeatureMoments:
+    """Running count, sum and sum of outer products of feature vectors: the mean and covariance FID needs,
+    gathered image by image without keeping the features (a streaming evaluation's memory)."""
+
+    def __init__(self):
+        self.count, self.total, self.outer = 0, None, None
+
+    def add(self, features: np.ndarray) -> None:
+        features = np.asarray(features, dtype=np.float64)
+        if self.total is None:
+            self.total, self.outer = np.zeros(features.shape[1]), np.zeros((features.shape[1],) * 2)
+        self.count += len(features)
+        self.total += features.sum(0)
+        self.outer += features.T @ features
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and the unbiased covariance (as numpy's cov)."""
+        mean = self.total / self.count
+        return mean, (self.outer - self.count * np.outer(mean, mean)) / max(1, self.count - 1)
+
+
+def frechet_from_moments(a: FeatureMoments, b: FeatureMoments) -> float:
+    """Frechet distance between Gaussians of two feature sets' moments (pytorch-fid's stable formula)."""
     from pytorch_fid.fid_score import calculate_frechet_distance
-    stats = [(f.mean(0), np.atleast_2d(np.cov(f, rowvar=False))) for f in (features_a, features_b)]
+    (mu_a, cov_a), (mu_b, cov_b) = a.stats(), b.stats()
     with warnings.catch_warnings():  # pytorch-fid 0.3 passes scipy's deprecated `disp=` (see pyproject's scipy pin)
         warnings.simplefilter("ignore", DeprecationWarning)
-        return float(calculate_frechet_distance(stats[0][0], stats[0][1], stats[1][0], stats[1][1]))
+        return float(calculate_frechet_distance(mu_a, np.atleast_2d(cov_a), mu_b, np.atleast_2d(cov_b)))
 
 
-def fid(model: torch.nn.Module, outputs: torch.Tensor, targets: torch.Tensor, dims: int) -> dict:
-    """FID between two patch sets, with the sample count and a warning when it is below `dims`."""
-    n = min(len(outputs), len(targets))
-    result = {"fid": frechet_distance(inception_features(model, outputs), inception_features(model, targets)),
-              "dims": dims, "samples": n}
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets."""
+    moments = [FeatureMoments() for _ in range(2)]
+    for m, f in zip(moments, (features_a, features_b)):
+        m.add(f)
+    return frechet_from_moments(*moments)
+
+
+def fid_moments(model: torch.nn.Module, images: list[torch.Tensor], moments: FeatureMoments | None = None) -> FeatureMoments:
+    """Add the Inception features of every FID patch of `images` (each (3, H, W)) to `moments`."""
+    moments = moments or FeatureMoments()
+    moments.add(inception_features(model, fid_patches(images)))
+    return moments
+
+
+def fid_result(generated: FeatureMoments, reference: FeatureMoments, dims: int) -> dict:
+    """FID with the sample count, and a warning when it is below the feature size (singular covariance)."""
+    n = min(generated.count, reference.count)
+    result = {"fid": frechet_from_moments(generated, reference), "dims": dims, "samples": n}
     if n < dims:
         result["warning"] = f"{n} samples < {dims} feature dimensions: covariance singular, FID biased upwards"
         warnings.warn(result["warning"], stacklevel=2)
@@ -137,6 +172,37 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: torch.Tenso
     return (qa - qb).abs().mean().item()
 
 
+def pyramid_descriptors(images: torch.Tensor, keep: int | None = None, seed: int = 0) -> list[torch.Tensor]:
+    """Per Laplacian-pyramid level, finest first, the (count, 147) descriptors of a set (N, 3, H, W) in
+    [0, 1] (float64). `keep`: at most that many per image and level, a seeded random choice (what a
+    streaming evaluation of thousands of images can hold); None keeps all."""
+    check_images(images, "images")
+    gen = torch.Generator().manual_seed(seed)
+    levels = []
+    for level in laplacian_pyramid(images.double().clamp(0, 1)):
+        per_image = _descriptors(level).flatten(1).view(len(images), -1, SWD_PATCH * SWD_PATCH * 3)
+        if keep is not None and per_image.shape[1] > keep:
+            chosen = torch.stack([torch.randperm(per_image.shape[1], generator=gen)[:keep] for _ in per_image])
+            per_image = torch.gather(per_image, 1, chosen[..., None].expand(-1, -1, per_image.shape[2]))
+        levels.append(per_image.reshape(-1, per_image.shape[2]))
+    return levels
+
+
+def swd_from_descriptors(outputs: list[torch.Tensor], references: list[torch.Tensor],
+                         projections: int = SWD_PROJECTIONS, seed: int = 0) -> dict:
+    """The multi-scale SWD of two sets given their `pyramid_descriptors` (see `swd`)."""
+    gen = torch.Generator().manual_seed(seed)
+    per_level = []
+    for out, ref in zip(outputs, references):
+        channels = ref.view(len(ref), -1, 3)
+        mean, std = channels.mean(dim=(0, 1)), channels.std(dim=(0, 1)).clamp_min(1e-8)
+        out, ref = (((x.view(len(x), -1, 3) - mean) / std).flatten(1) for x in (out, ref))
+        directions = torch.randn(projections, ref.shape[1], generator=gen, dtype=torch.float64)
+        directions = directions / directions.norm(dim=1, keepdim=True)
+        per_level.append(1e3 * sliced_wasserstein(out, ref, directions))
+    return {"swd": sum(per_level) / len(per_level), "levels": per_level}
+
+
 def swd(outputs: torch.Tensor, references: torch.Tensor, projections: int = SWD_PROJECTIONS, seed: int = 0) -> dict:
     """Multi-scale sliced Wasserstein distance (Karras et al. 2018, sec. 5 and appendix D) between two
     image sets (N, 3, H, W) in [0, 1]; lower = the outputs' local structure is distributed like the
@@ -148,19 +214,8 @@ def swd(outputs: torch.Tensor, references: torch.Tensor, projections: int = SWD_
     then the sliced Wasserstein distance over `projections` seeded random directions. Returns {'swd':
     mean over levels, 'levels': per level, finest first}, x 1e3 as in the paper.
     """
-    check_images(outputs, "outputs")
     check_images(references, "references")
-    gen = torch.Generator().manual_seed(seed)
-    per_level = []
-    for out_level, ref_level in zip(laplacian_pyramid(outputs.double().clamp(0, 1)),
-                                    laplacian_pyramid(references.double())):
-        out, ref = _descriptors(out_level), _descriptors(ref_level)
-        mean, std = ref.mean(dim=(0, 1)), ref.std(dim=(0, 1)).clamp_min(1e-8)
-        out, ref = ((x - mean) / std for x in (out, ref))
-        directions = torch.randn(projections, ref[0].numel(), generator=gen, dtype=torch.float64)
-        directions = directions / directions.norm(dim=1, keepdim=True)
-        per_level.append(1e3 * sliced_wasserstein(out.flatten(1), ref.flatten(1), directions))
-    return {"swd": sum(per_level) / len(per_level), "levels": per_level}
+    return swd_from_descriptors(pyramid_descriptors(outputs), pyramid_descriptors(references), projections, seed)
 
 
 # ---------------------------------------------------------------- sharpness without weights

@@ -58,6 +58,9 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
+FIGURE_IMAGES = 4  # the comparison figure shows the first few evaluation images
+
+
 def write_report(out: str | Path, result: dict, pairs, outputs) -> None:
     """table.json, table.md and the two figures into `out`, each written atomically."""
     import matplotlib.pyplot as plt
@@ -65,7 +68,7 @@ def write_report(out: str | Path, result: dict, pairs, outputs) -> None:
     atomic_write(out / "table.json", lambda p: p.write_text(json.dumps(result, indent=2)))
     atomic_write(out / "table.md", lambda p: p.write_text(markdown_table(result)))
     figures = {"perception_distortion.png": perception_distortion_figure(result),
-               "comparison.png": comparison_figure(result["images"], pairs, outputs, HELDOUT_DETAIL)}
+               "comparison.png": comparison_figure(result["images"][:len(pairs)], pairs, outputs, HELDOUT_DETAIL)}
     for name, fig in figures.items():
         atomic_write(out / name, lambda p, f=fig: f.savefig(p, dpi=110, format="png", facecolor=f.get_facecolor()))
         plt.close(fig)
@@ -75,6 +78,6 @@ def report(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data:
            perceptual: dict | None = None, temperatures=TEMPERATURES) -> dict:
     """Evaluate every method and write the report's four files into `out` (created); returns the result."""
     writable_folder(out)
-    result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures, with_outputs=True)
+    result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures, with_outputs=FIGURE_IMAGES)
     write_report(out, result, pairs, outputs)
     return result

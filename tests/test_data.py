@@ -104,3 +104,16 @@ def test_random_crops_take_all_eight_orientations():
         for flips in ((), (-1,), (-2,), (-1, -2)):
             dihedral.add(tuple((turned.flip(flips) if flips else turned).flatten().tolist()))
     assert seen == dihedral
+
+
+def test_an_evaluation_folder_is_read_one_image_at_a_time(tmp_path, monkeypatch):
+    from sr_lib import data
+    for i in range(3):
+        Image.fromarray(np.full((80 + 8 * i, 96, 3), 50 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    images = data.EvaluationSet(str(tmp_path))
+    assert len(images) == 3 and images.side == 80 and images.names == ["0.png", "1.png", "2.png"]
+    reads = []
+    monkeypatch.setattr(data, "read_photo", lambda path, alpha: reads.append(path) or data.Photo(
+        torch.full((3, 96, 96), 0.5), None, "RGB"))
+    for count, (name, image) in enumerate(images, start=1):
+        assert len(reads) == count and image.shape == (3, 80, 80)  # read when reached, not before

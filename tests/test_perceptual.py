@@ -8,8 +8,20 @@ from scipy import linalg
 
 from sr_lib.cli import main
 from sr_lib.evaluate import load_perceptual
-from sr_lib.perceptual import (_blur, fid, fid_patches, frechet_distance, hf_energy_ratio, inception_features,
-                               laplacian_pyramid, lpips_distance, sliced_wasserstein, swd)
+from sr_lib.perceptual import (FeatureMoments, _blur, fid_patches, fid_result, frechet_distance, hf_energy_ratio,
+                               inception_features, laplacian_pyramid, lpips_distance, pyramid_descriptors,
+                               sliced_wasserstein, swd, swd_from_descriptors)
+
+
+def fid(model, generated, reference, dims):
+    """FID of two patch sets, each fed to the moments in several parts as a streaming evaluation does."""
+    moments = []
+    for patches in (generated, reference):
+        m = FeatureMoments()
+        for part in patches.split(32):
+            m.add(inception_features(model, part))
+        moments.append(m)
+    return fid_result(*moments, dims)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +65,25 @@ def test_frechet_distance_matches_the_closed_form_gaussian_case():
     x = rng.normal([0, 0], [1, 3], size=(200_000, 2))
     y = rng.normal([3, 1], [2, 1], size=(200_000, 2))
     assert frechet_distance(x, y) == pytest.approx(15, rel=0.02)
+
+
+def test_streamed_moments_equal_numpys_mean_and_covariance():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(500, 6)) * [1, 2, 3, 4, 5, 6] + 10
+    moments = FeatureMoments()
+    for part in np.array_split(features, 7):
+        moments.add(part)
+    mean, cov = moments.stats()
+    assert np.allclose(mean, features.mean(0)) and np.allclose(cov, np.cov(features, rowvar=False))
+
+
+def test_swd_from_a_bounded_sample_of_descriptors_stays_close_and_keeps_all_when_it_can(faces):
+    blurred = torch.nn.functional.avg_pool2d(faces, 3, 1, 1)
+    full = swd(blurred, faces)["swd"]
+    kept = pyramid_descriptors(blurred, keep=10_000)  # more than 45 x 45: every descriptor
+    assert swd_from_descriptors(kept, pyramid_descriptors(faces))["swd"] == pytest.approx(full, rel=1e-9)
+    sampled = swd_from_descriptors(pyramid_descriptors(blurred, keep=500), pyramid_descriptors(faces, keep=500))
+    assert sampled["swd"] == pytest.approx(full, rel=0.15) and sum(len(d) for d in pyramid_descriptors(faces, keep=500)) <= 2 * 500 * 5
 
 
 def test_fid_patches_draws_every_window():
