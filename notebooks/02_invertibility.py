@@ -125,8 +125,9 @@ assert small["max_abs_logdet_error_vs_autograd"] < 1e-9
 # %% [markdown]
 # ### Exercise 2.1: the 1x1 convolution's log-determinant
 # Between couplings, every flow step mixes the channels with an invertible $1\times1$ convolution
-# (Glow): at each pixel, $v = W u$ with one $C \times C$ matrix $W$. On a $C \times H \times W$ input
-# that is a block-diagonal map with $H \cdot W$ copies of $W$. Write its log-determinant.
+# (Glow): at each pixel, $v = M u$ with one $C \times C$ matrix $M$ (the `weight`). On an input of $C$
+# channels, height $H$ and width $W$ that is a block-diagonal map with $H \cdot W$ copies of $M$. Write
+# its log-determinant.
 
 # %% nbgrader={"grade": false, "grade_id": "ex-2-1", "locked": false, "schema_version": 3, "solution": true}
 def conv1x1_logdet(weight, height, width):
@@ -146,7 +147,7 @@ print(f"your formula and sr_lib's mixer agree on an 8x8 input: {ours[0].item():.
 # ### Exercise 2.2: a soft clamp
 # A coupling multiplies by $\exp(s)$; if $s$ grows, that overflows. Write a clamp that keeps $|s| < c$
 # but is smooth, has slope 1 at 0 (small scales pass unchanged) and a non-zero gradient everywhere (so
-# training can always pull a large $s$ back).
+# training can always pull a large $s$ back). Any such function passes the check; `torch.tanh` helps.
 
 # %% nbgrader={"grade": false, "grade_id": "ex-2-2", "locked": false, "schema_version": 3, "solution": true}
 def soft_clamp(raw, c):

@@ -139,9 +139,9 @@ plt.show()
 # %% [markdown]
 # ### Exercise 3.1: the discriminator's loss
 # In the min-max objective above, $D$ maximises $\log D(x) + \log(1 - D(G(y)))$. Written as a loss to
-# *minimise* over a batch, with $D$ returning logits (scores before the sigmoid), that is the binary
-# cross-entropy of real crops labelled 1 and generated crops labelled 0. Write it
-# (`torch.nn.functional.binary_cross_entropy_with_logits` helps).
+# *minimise* over a batch, with $D$ returning logits (scores before the sigmoid), that is the sum of two
+# mean binary cross-entropies: the real crops' with label 1 plus the generated crops' with label 0. Write
+# it (`torch.nn.functional.binary_cross_entropy_with_logits` helps).
 
 # %% nbgrader={"grade": false, "grade_id": "ex-3-1", "locked": false, "schema_version": 3, "solution": true}
 def discriminator_loss(real_logits, fake_logits):

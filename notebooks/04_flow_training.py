@@ -142,7 +142,9 @@ print(check_dequantize(dequantize))
 # ### Exercise 4.2: bits per dimension
 # The flow gives the natural-log density $\log p(\tilde x \mid y)$ of a dequantized image $\tilde x$ in
 # $[0, 1]^D$. Turn it into bits per dimension of the 8-bit image: per dimension, in bits, and counting
-# that each of the 256 bins has width $1/256$ (the $-D \log 256$ in the bound above).
+# that each of the 256 bins has width $1/256$: the probability of a bin is its density times $1/256$ per
+# dimension, so the code length $-\log_2 P$ gains $\log_2 256 = 8$ bits per dimension (the $-D \log 256$ in
+# the bound above).
 
 # %% nbgrader={"grade": false, "grade_id": "ex-4-2", "locked": false, "schema_version": 3, "solution": true}
 def bits_per_dim(log_density, dims):

@@ -36,14 +36,16 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **Prerequisites:** notebooks 03 and 04; conditional probability. **Time:** 45 minutes; the notebook
 # trains everything it needs in about 25 s.
 #
-# **Notation:** $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature.
+# **Notation:** $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature; here also $n$ the null-space
+# part, $\mu(y)$ and $\sigma$ the ridges' position and width, $\Phi$ the standard normal distribution
+# function, $C$ the GAN's critic (its discriminator) and $D$ the downsampling.
 #
 # The images of notebooks 03 to 05 have $3 \times 256 \times 256$ dimensions, and their posterior
 # $p(x \mid y)$ is unknown: every measure there is an estimate. Here is a problem where it is known.
 #
 # **Two pixels.** The HR "image" is $x = (x_1, x_2)$, the LR one their average $y = (x_1 + x_2)/2$.
-# Write $x = (y + n,\; y - n)$: the LR value fixes $y$ (the *range* of the downsampling) and leaves
-# $n = (x_1 - x_2)/2$ open (its *null space*): whether the edge between the two pixels goes up or down.
+# Write $x = (y + n,\; y - n)$: the LR value fixes the average $y$ and leaves $n = (x_1 - x_2)/2$ open:
+# the *null space* of the downsampling, whether the edge between the two pixels goes up or down.
 # Our prior makes that ambiguous, as a real edge or texture is: given $y$,
 #
 # $$n \mid y \;\sim\; 0.7\, \mathcal N\big(\mu(y), \sigma^2\big) + 0.3\, \mathcal N\big(-\mu(y), \sigma^2\big),
@@ -51,7 +53,6 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from sr_lib import toy
@@ -97,11 +98,13 @@ print(check_posterior_mean(posterior_mean))
 # * **L2** and **L1 regressors**: $\hat n(y)$ with the squared or absolute error, the SR (no GAN)
 #   baseline's two choices of pixel loss;
 # * **GAN**: a deterministic generator $\hat n(y)$, like SRGAN's (no noise input), started from the L2
-#   regressor and trained against a discriminator $D(y, n)$ that sees real and generated pairs;
+#   regressor and trained against a critic $C(y, n)$ (the discriminator) that sees real and generated pairs;
 # * **flow**: in one dimension a normalizing flow is an increasing map $z = h(n; y)$ to a standard
-#   Gaussian; ours is $h = \Phi^{-1} \circ F$, with $F$ the distribution function of a learnt mixture of
-#   four Gaussians (Flow++'s mixture-CDF layer), trained by maximum likelihood, sampled by inverting $h$
-#   at $z \sim \mathcal N(0, T^2)$.
+#   Gaussian; ours is $h = \Phi^{-1} \circ F$: $F$, the distribution function of a learnt mixture of four
+#   Gaussians, maps $n$ to a probability in $(0, 1)$, and $\Phi^{-1}$ maps that to a standard Gaussian
+#   (the mixture-CDF layer of Flow++, in one dimension). Trained by maximum likelihood, sampled by
+#   inverting $h$ at $z \sim \mathcal N(0, T^2)$. Its model family contains the true posterior (a mixture
+#   of two Gaussians): a luxury the image flow does not have.
 
 # %%
 l2 = toy.train_regressor("l2")
@@ -115,35 +118,47 @@ with torch.no_grad():
         outputs[f"flow T={t:g}"] = flow.sample(test_y, t, torch.Generator().manual_seed(1))
     outputs["exact posterior sample"] = toy.posterior_sample(test_y, torch.Generator().manual_seed(9))
     curves = {"L2 regressor": l2(grid_y), "L1 regressor": l1(grid_y), "GAN": gans[0](grid_y)}
-    flow_draws = {t: flow.sample(grid_y.repeat(5, 1), t, torch.Generator().manual_seed(2)) for t in (0.5, 1.0)}
+    at_zero = torch.zeros(4000, 1)
+    flow_at_zero = {t: flow.sample(at_zero, t, torch.Generator().manual_seed(2)) for t in (0.0, 0.5, 1.0)}
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
-for ax in axes:
-    ax.imshow(density.T.numpy(), origin="lower", aspect="auto", cmap="Greys", alpha=0.6,
-              extent=[-1, 1, grid_n.min().item(), grid_n.max().item()])
-    ax.set_xlabel("LR value y")
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+axes[0].imshow(density.T.numpy(), origin="lower", aspect="auto", cmap="Greys", alpha=0.6,
+               extent=[-1, 1, grid_n.min().item(), grid_n.max().item()])
 axes[0].plot(grid_y, toy.posterior_mean(grid_y), "k:", lw=2, label="exact posterior mean")
+axes[0].plot(grid_y, toy.posterior_median(grid_y), "k--", lw=1.5, label="exact posterior median")
 for (name, curve), style in zip(curves.items(), ("C0-", "C1-", "C3-")):
     axes[0].plot(grid_y, curve, style, lw=2, label=name)
+axes[0].set_xlabel("LR value y")
 axes[0].set_ylabel("null-space part n")
 axes[0].set_title("one output per y")
 axes[0].legend(loc="lower right", fontsize=8)
-for t, marker in zip(flow_draws, ("C2.", "C4.")):
-    axes[1].plot(grid_y.repeat(5, 1), flow_draws[t], marker, ms=2, alpha=0.6, label=f"flow samples, T = {t:g}")
-axes[1].set_title("the flow: several outputs per y")
-axes[1].legend(loc="lower right", fontsize=8)
-axes[1].set_ylim(grid_n.min().item(), grid_n.max().item())
+n_axis = grid_n[0]
+axes[1].fill_between(n_axis, toy.posterior_density(n_axis, torch.tensor(0.0)), color="0.85", label="exact p(n | y = 0)")
+for t, color in zip((0.5, 1.0), ("C4", "C2")):
+    axes[1].hist(flow_at_zero[t].flatten(), bins=80, range=(-1.3, 1.3), density=True, histtype="step", lw=1.5,
+                 color=color, label=f"flow samples, T = {t:g}")
+axes[1].axvline(flow_at_zero[0.0][0].item(), color="k", lw=1.5, label="flow at T = 0")
+axes[1].set_xlabel("null-space part n, at y = 0")
+axes[1].set_ylabel("density")
+axes[1].set_title("the flow: a distribution of outputs per y")
+axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
+lower_share = {t: (flow_at_zero[t] < 0).float().mean().item() for t in (0.5, 1.0)}
+print(f"share of flow samples on the lower ridge at y = 0: T = 1: {lower_share[1.0]:.0%}, "
+      f"T = 0.5: {lower_share[0.5]:.0%} (exact: 30%)")
+assert abs(lower_share[1.0] - 0.3) < 0.03 and lower_share[0.5] < lower_share[1.0] - 0.05
 
 # %% [markdown]
 # The L2 regressor follows the posterior mean, $0.4\,\mu(y)$: **between the two ridges, where no real
-# image lies**: the blur of the pixel loss, in one number. The L1 regressor follows the median, which in
-# one dimension sits on the heavier ridge's flank (in an image, per-pixel medians of differently placed
-# textures still average them away). The GAN's generator can give only one $n$ per $y$: it picks a ridge,
-# a sharp, plausible guess, and drops the other. The flow's samples cover both ridges, in the right
-# proportions at $T = 1$; lower temperatures pull them towards the point $z = 0$ maps to, the model's
-# median (in one dimension an increasing map sends the median to the median).
+# image lies** (except for $y < -0.55$, where the ridges are so close to zero that the mean touches the
+# upper one's edge): the blur of the pixel loss, in one number. The L1 regressor follows the median, which
+# in one dimension sits on the heavier ridge's flank (in an image, the median of each pixel separately
+# need not be a plausible image either). The GAN's generator can give only one $n$ per $y$: it picks a
+# ridge, a sharp, plausible guess, and drops the other. The flow's samples cover both ridges, within 3
+# points of the true 30% on the lower one at $T = 1$; at $T = 0.5$ fewer reach it: lower temperatures pull
+# the samples towards the point $z = 0$ maps to, the model's median (an increasing map sends the median of
+# $z$ to the median of $n$).
 #
 # ## Distortion, perception, and plausibility, exactly
 # For 1,000 test values $y$ with their true $n$:
@@ -174,14 +189,16 @@ assert all(a["mse"] < b["mse"] and a["w1"] > b["w1"] for a, b in zip(flow_rows, 
 # Read the table against the pictures:
 # * The L2 regressor reaches the minimum MSE (within 5%), and fewer than 35% of its outputs are
 #   plausible: the best distortion, the worst images.
-# * Sampling the exact posterior is perfect in perception (W1 at the chance level) and costs exactly what
-#   Blau and Michaeli prove: **twice the minimum MSE** (within 10% on 1,000 samples). The flow at
-#   $T = 1$ behaves the same: within 10% of twice the minimum MSE, a W1 less than 1.5 times the chance
-#   level, more than 90% plausible. It has learnt the posterior.
+# * Sampling the exact posterior is perfect in perception (W1 at the chance level) and costs **twice the
+#   minimum MSE** (within 10% on 1,000 samples): a sample $n'$ and the truth $n$ are independent draws
+#   given $y$, so $\mathbb E(n' - n)^2 = 2\operatorname{Var}(n \mid y)$. Blau and Michaeli use this to
+#   show that perfect perception never has to cost more than twice the minimum MSE (for other problems it
+#   can cost less). The flow at $T = 1$ behaves the same: within 10% of twice the minimum MSE, a W1
+#   less than 1.5 times the chance level, more than 90% plausible. It has learnt the posterior.
 # * Raising $T$ from 0 to 1 moves the flow along the trade-off: every step raises its MSE and lowers its
 #   W1. That is the slider of notebook 05, with exact numbers.
 # * The L1 regressor and the flow at $T = 0$ give plausible outputs (over 90%) but one per $y$: their W1
-#   stays high, because a single guess cannot reproduce a 70/30 choice.
+#   stays high, because at any single $y$ one guess cannot reproduce a 70/30 choice.
 #
 # ## The GAN, three times
 
@@ -202,28 +219,32 @@ for seed, row in enumerate(gan_rows):
     print(f"seed {seed}: MSE {row['mse']:.3f}, W1 {row['w1']:.3f}, plausible {row['plausible']:.0%}")
 with torch.no_grad():
     runs = torch.stack([gan(grid_y) for gan in gans])
-largest_gap = (runs[:, None] - runs[None, :]).abs().max().item()
-print(f"largest difference between two runs at the same y: {largest_gap:.2f}")
+runs_gap = (runs[:, None] - runs[None, :]).abs().max().item()
+print(f"largest difference between two runs at the same y: {runs_gap:.2f}")
 assert all(row["mse"] > rows["L2 regressor"]["mse"] and row["plausible"] > rows["L2 regressor"]["plausible"]
            for row in gan_rows)
-assert largest_gap > 0.05
+assert runs_gap > 0.05 and min(row["w1"] for row in gan_rows) > 0.9 * rows["L1 regressor"]["w1"]
 
 # %% [markdown]
-# A generator without a noise input gives one $n$ per $y$, so at every $y$ it drops at least one ridge:
-# whatever the discriminator says, it cannot reproduce a 70/30 choice. Each run has a higher MSE than the
-# regressor it started from and more plausible outputs, and the three runs, from the same start on the
-# same data, end in different places (the printed gap): GAN training depends on its random seed, and
-# can leave the ridges altogether. This is why the study's SRGAN wins on perception measures computed on
-# *images*: an image has thousands of local ambiguities, and a generator that picks *a* plausible answer
-# for each, differently in different places, produces sets of patches that look real, while no single
-# output is the average. And it is why GAN training needs the care of notebook 03.
+# A generator without a noise input gives one $n$ per $y$, so at every single $y$ it drops at least one
+# ridge, whatever the critic says. (Only a generator that switched ridges as $y$ changes, on 30% of the
+# $y$ range, could match the distribution of all outputs; these smooth networks hardly do.) Each run has
+# a higher MSE than the regressor it started from and more plausible outputs, and the three runs, on fresh
+# samples of the same prior, end in different places (the printed gap): GAN training depends on its
+# random seed. In this toy the GAN gains nothing over the L1 regressor in W1 (no run is more than 10%
+# better). Its advantage on *images*, where the study's SRGAN wins on FID, comes from what one number per
+# $y$ cannot show: an image has thousands of local ambiguities, and a generator that picks *a* plausible
+# answer for each, differently in different places, produces sets of patches that look real, while no
+# single output is the average.
 #
 # ## Back to images: what the LR image fixes, and what it leaves open
 # The same split exists for images. The downsampling $D$ (4x, antialiased bicubic) is linear, so every
-# HR image is the sum of a part that $D$ determines, $D^+ D x$ with $D^+ = D^T (D D^T)^{-1}$, and a part
-# it cannot see, the null space. The **consistency projection** (Bahat and Michaeli 2020) replaces an
-# output's range part by the one the LR image dictates and keeps its null-space part:
-# $\hat x \mapsto \hat x + D^+(y - D\hat x)$, the nearest image that is *exactly* LR-consistent.
+# HR image is the sum of a part that $D$ determines, the **range part** $D^+ D x$ with
+# $D^+ = D^T (D D^T)^{-1}$ (it lies in the row space of $D$), and a part it cannot see, the **null-space
+# part** $x - D^+ D x$ ($D$ maps it to zero). The **consistency projection** (Bahat and Michaeli 2020)
+# $\hat x \mapsto \hat x + D^+(y - D\hat x)$ gives the nearest image that is *exactly* LR-consistent: its
+# range part becomes $D^+ D \hat x + D^+ D D^+ (y - D \hat x) = D^+ y$, the one the LR image dictates,
+# and its null-space part is $\hat x$'s, untouched.
 #
 # ### Exercise 6.2: the projection for two pixels
 # For the toy problem, $D x = (x_1 + x_2)/2$. Write the projection of a guess $\hat x$ (shape $N \times 2$)
@@ -242,7 +263,9 @@ print(check_toy_projection(project_pair))
 # %% [markdown]
 # On the held-out faces, `sr_lib.imaging.project_consistent` does the same for the real $D$ (by conjugate
 # gradients on $D D^T$). Projected, every method explains its input exactly; what remains different
-# between the methods is their null-space part.
+# between the methods is their null-space part. And the projection never moves an output away from the
+# original when the LR image is the original's: the error after it, $(I - D^+D)(\hat x - x)$, is the
+# error's null-space part alone, so PSNR can only rise.
 
 # %%
 models = load_methods()
@@ -258,7 +281,7 @@ for name, out in made.items():
     consistency[name] = psnr(degrade(out), lr, border=1)
     print(f"{name:14} LR-PSNR {consistency[name]:6.2f} dB -> projected "
           f"{psnr(degrade(projected), lr, border=1):6.1f} dB; PSNR {psnr(out, hr):.2f} -> {psnr(projected.clamp(0, 1), hr):.2f} dB")
-    assert psnr(degrade(projected), lr, border=1) > 100
+    assert psnr(degrade(projected), lr, border=1) > 100 and psnr(projected, hr) >= psnr(out, hr)
 assert all(40 < value < 46 for value in consistency.values())
 
 def largest_gap(tensors: dict) -> float:
@@ -280,7 +303,7 @@ after = largest_gap({name: r for name, (r, _) in projected_parts.items()})
 null_gap = smallest_gap({name: n for name, (_, n) in projected_parts.items()})
 print(f"range parts: the methods differ by up to {before:.1f} grey levels (RMS), projected by {after:.4f}")
 print(f"null-space parts, projected: any two methods differ by at least {null_gap:.1f} grey levels (RMS)")
-assert after < 0.01 < 1 < null_gap
+assert after < 0.01 < 3 < null_gap
 
 # %%
 top, left, size = HELDOUT_DETAIL["astronaut"]
@@ -301,9 +324,9 @@ plt.show()
 # %% [markdown]
 # Unprojected, the methods' range parts differ a little (each explains the LR image slightly
 # differently: LR-PSNR 40 to 45 dB); projected, they are identical to within 0.01 grey levels, and
-# equal to the original's: the top row, blurry, is all the LR image determines. The bottom row, amplified
-# 4x around grey, is what each method *invented*, and there any two methods differ by more than a grey
-# level: **the methods differ in the null space**, exactly where the LR image has nothing to say. Tick
+# equal to the original's: the top row, blocky and blurry, is all the LR image determines. The bottom
+# row, amplified 4x around grey, is what each method *invented*, and there any two methods differ by more
+# than 3 grey levels: **the methods differ in the null space**, exactly where the LR image has nothing to say. Tick
 # "LR-consistent" in notebook 05's crop comparator to see every output projected.
 #
 # How much does each method invent? The size of the null-space part (RMS, grey levels) of each projected
@@ -322,18 +345,25 @@ for name, value in sorted(invented.items(), key=lambda item: item[1]):
 flows = [invented[label("flow", t)] for t in (0.0, 0.5, 0.8, 1.0)]
 assert invented["SR (no GAN)"] < invented[label("flow", 0.8)] < invented["SRGAN"] < invented["original"]
 assert all(a < b for a, b in zip(flows, flows[1:])) and abs(flows[0] - invented["SR (no GAN)"]) < 1
+assert invented[label("flow", 1.0)] > invented["SRGAN"]
+closeness = {name: psnr(project_consistent(out, lr).clamp(0, 1), hr) for name, out in made.items()}
+assert closeness["SR (no GAN)"] > closeness[label("flow", 0.8)] > closeness["SRGAN"]
 
 # %% [markdown]
-# There is the study's finding as one number per method: the pixel-loss SR invents the least of the three
-# methods, SRGAN the most (still less than the original holds), and the flow lies between at $T = 0.8$,
-# inventing more with every step of temperature; at $T = 0$ it invents as much as SR, its base, to within
-# a grey level.
+# There is the study's finding as one number per method: at their study settings the pixel-loss SR
+# invents the least of the three methods, SRGAN the most (still less than the original holds), and the
+# flow lies between at $T = 0.8$, inventing more with every step of temperature: at $T = 0$ as much as
+# SR, its base, to within a grey level; at $T = 1$ more than SRGAN. *How much* is not *how right*: after
+# the projection, SR's output is the closest to the original (highest PSNR, printed above), then the
+# flow's at $T = 0.8$, then SRGAN's: invented detail that is not the original's costs distortion, the
+# trade-off of the toy problem again.
 #
 # ## Summary
 # * A loss is a choice of *which* answer to give when the input leaves several open: L2 gives the mean
 #   (between the answers), L1 the median, an adversarial loss one plausible answer, maximum likelihood a
 #   distribution whose temperature trades spread for sharpness.
-# * No estimator is best at both: sampling the posterior perfectly costs twice the minimum MSE.
+# * Perfect perception has a price in distortion: sampling the posterior costs twice the minimum MSE,
+#   and the regressor that reaches the minimum gives implausible outputs.
 # * In images, the LR image fixes the range part; methods differ in the null space, and a projection
 #   makes any output exactly consistent without touching what it invented.
 #
@@ -341,4 +371,5 @@ assert all(a < b for a, b in zip(flows, flows[1:])) and abs(flows[0] - invented[
 # * Blau, Michaeli, [The perception-distortion tradeoff](https://arxiv.org/abs/1711.06077), CVPR 2018: the theorem behind the factor 2.
 # * Bahat, Michaeli, [Explorable super resolution](https://arxiv.org/abs/1912.01839), CVPR 2020: the consistency projection, and editing the null space.
 # * Lugmayr et al., [SRFlow](https://arxiv.org/abs/2006.14200), ECCV 2020: a flow that samples the posterior of real images.
-# * Try: set `toy.W_UP = 0.5` before training (a symmetric posterior): where does the median go now, and the GAN?
+# * Try: set `toy.W_UP = 0.5` at the top of the first code cell (a symmetric posterior) and run all: where
+#   do the median and the GAN go now? Some asserts about the L1 regressor will fail; why is the answer.

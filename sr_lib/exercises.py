@@ -31,24 +31,39 @@ def _call(fn: Callable, *args, what: str):
         raise NotYet(f"calling your function on {what} raised {type(error).__name__}: {error}") from None
 
 
-def _close(a, b, tol: float) -> bool:
-    a, b = (torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float64) for x in (a, b))
+def _as_tensor(answer, what: str) -> torch.Tensor:
+    """The answer as a float64 tensor, or a sentence saying why it cannot be one."""
+    if answer is None:
+        raise NotYet("your function returned None: did you forget `return`?")
+    if isinstance(answer, tuple):
+        raise NotYet(f"on {what} your function returned a tuple of {len(answer)}; return one tensor or number "
+                     "(torch.linalg.slogdet, for one, returns (sign, logabsdet))")
+    try:
+        return torch.as_tensor(np.asarray(answer.detach() if torch.is_tensor(answer) else answer), dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise NotYet(f"on {what} your function returned a {type(answer).__name__}, not a tensor or a number") from None
+
+
+def _close(a: torch.Tensor, b, tol: float) -> bool:
+    b = torch.as_tensor(np.asarray(b.detach() if torch.is_tensor(b) else b), dtype=torch.float64)
     return a.shape == b.shape and bool(torch.allclose(a, b, rtol=tol, atol=tol, equal_nan=True))
 
 
-def _judge(answer, correct, mistakes: list[tuple[str, object]], what: str, tol: float = 1e-6) -> None:
+def _judge(answer, correct, mistakes: list[tuple[str, object]], what: str, tol: float = 1e-6,
+           hint: str = "compare it with the formula above, term by term") -> None:
     """Pass if answer is close to correct; else raise with the message of the first mistake it matches,
-    or a generic one naming the case."""
+    or a generic one naming the case and `hint`."""
+    answer = _as_tensor(answer, what)
     if _close(answer, correct, tol):
         return
     for message, wrong in mistakes:
         if _close(answer, wrong, tol):
             raise NotYet(message)
-    shape = tuple(torch.as_tensor(np.asarray(answer)).shape) if not torch.is_tensor(answer) else tuple(answer.shape)
     expected = tuple(torch.as_tensor(np.asarray(correct)).shape) if not torch.is_tensor(correct) else tuple(correct.shape)
-    hint = f" (shape {shape}, expected {expected})" if shape != expected else ""
-    raise NotYet(f"not yet: on {what} your answer differs from the expected one{hint}; "
-                 "compare it with the formula above, term by term")
+    if tuple(answer.shape) != expected:
+        raise NotYet(f"on {what} your answer has shape {tuple(answer.shape)}, expected {expected}"
+                     + ("; return one number (average over everything)" if expected == () else ""))
+    raise NotYet(f"not yet: on {what} your answer differs from the expected one; {hint}")
 
 
 # ---------------------------------------------------------------- 01: the coupling
@@ -95,7 +110,8 @@ def check_brute_force_logdet(logdet: Callable) -> str:
          "slogdet", torch.trace(jac)),
         ("the diagonal gives the determinant only for triangular matrices; this J is dense: use slogdet",
          torch.log(torch.diagonal(jac).abs()).sum()),
-    ], "a dense 4x4 Jacobian", tol=1e-5)
+    ], "a dense 4x4 Jacobian", tol=1e-5,
+        hint="build J with torch.autograd.functional.jacobian(f, w), then take torch.linalg.slogdet(J)[1]")
     return "correct: log|det J| from the dense Jacobian, negative determinants included"
 
 
@@ -115,26 +131,40 @@ def check_conv1x1_logdet(logdet: Callable) -> str:
          h * width * torch.log(torch.linalg.det(w))),
         ("the diagonal gives det W only for a triangular W: use slogdet (or Glow's LU form)",
          h * width * torch.log(torch.diagonal(w).abs()).sum()),
+        ("one copy of W per pixel: H*W copies, not C*H*W", 3 * h * width * log_abs),
     ], "a 3x3 weight on a 5x7 image")
     return "correct: H * W * log|det W|"
 
 
 def check_soft_clamp(soft_clamp: Callable) -> str:
-    """soft_clamp(raw, c) -> a smooth version of clamp(raw, -c, c) with slope 1 at 0."""
-    raw = torch.linspace(-20, 20, 81, dtype=torch.float64, requires_grad=True)
+    """soft_clamp(raw, c) -> a smooth version of clamp(raw, -c, c) with slope 1 at 0. Any function with the
+    properties passes (c * tanh(raw / c) is the usual one); the typical near misses are named."""
     c = 3.0
+    raw = torch.linspace(-20, 20, 81, dtype=torch.float64, requires_grad=True)
     answer = _call(soft_clamp, raw, c, what="raw from -20 to 20 and c = 3")
-    if not torch.is_tensor(answer) or answer.shape != raw.shape:
+    values = _as_tensor(answer, "raw from -20 to 20 and c = 3")
+    plain = raw.detach()
+    for message, wrong in [
+            ("a hard clamp has zero gradient beyond +-c: a scale stuck there could never be trained back",
+             plain.clamp(-c, c)),
+            ("c * tanh(raw) has slope c at 0, so it changes small scales too: divide raw by c inside the tanh",
+             c * torch.tanh(plain)),
+            ("tanh(raw / c) is bounded by 1, not c, and has slope 1/c at 0: multiply by c", torch.tanh(plain / c))]:
+        if _close(values, wrong, 1e-6):
+            raise NotYet(message)
+    if values.shape != raw.shape:
         raise NotYet("return a tensor of the same shape as raw")
-    _judge(answer.detach(), c * torch.tanh(raw.detach() / c), [
-        ("a hard clamp has zero gradient beyond +-c: a scale stuck there could never be trained back; "
-         "use c * tanh(raw / c)", raw.detach().clamp(-c, c)),
-        ("c * tanh(raw) has slope c at 0, so it changes small scales too: divide raw by c inside the tanh",
-         c * torch.tanh(raw.detach())),
-        ("tanh(raw / c) is bounded by 1, not c, and has slope 1/c at 0: multiply by c",
-         torch.tanh(raw.detach() / c)),
-    ], "raw from -20 to 20 and c = 3")
-    return "correct: c * tanh(raw / c), bounded by c, slope 1 at 0, smooth everywhere"
+    if values.abs().max() >= c or values.abs().max() < 0.9 * c:
+        raise NotYet(f"on raw from -20 to 20 your values reach {values.abs().max():.3g}: they must stay below c "
+                     "but come close to it for large |raw|")
+    if not torch.is_tensor(answer) or not answer.requires_grad:
+        raise NotYet("compute with torch operations on raw, so that gradients flow through your clamp")
+    (grad,) = torch.autograd.grad(answer.sum(), raw)
+    if not torch.isfinite(grad).all() or (grad <= 0).any():
+        raise NotYet("somewhere your clamp has zero (or no) gradient: training could not pull such a scale back")
+    if abs(grad[40].item() - 1) > 1e-3:
+        raise NotYet(f"the slope at 0 is {grad[40].item():.3g}, not 1: small scales would be changed too")
+    return "correct: smooth, bounded by c, slope 1 at 0, a gradient everywhere (c * tanh(raw / c) is the usual choice)"
 
 
 # ---------------------------------------------------------------- 03: the GAN's losses
@@ -157,6 +187,8 @@ def check_discriminator_loss(loss: Callable) -> str:
         ("average over the batch, not sum: the loss should not grow with the batch size",
          bce(real, torch.ones_like(real), reduction="sum") + bce(fake, torch.zeros_like(fake), reduction="sum")),
         ("D is trained on both kinds of image: add the fake images' term", bce(real, torch.ones_like(real))),
+        ("that is half of it: add the two batches' mean cross-entropies (one over all 16 logits gives the mean "
+         "of the two, not their sum)", (bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))) / 2),
     ], "8 real and 8 fake logits")
     return "correct: BCE(D(x), 1) + BCE(D(G(y)), 0), averaged over the batch"
 
@@ -173,6 +205,7 @@ def check_generator_loss(loss: Callable) -> str:
          torch.nn.functional.logsigmoid(fake).mean()),
         ("G wants its images labelled 1 (real), not 0",
          torch.nn.functional.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))),
+        ("average over the batch, not sum", -torch.nn.functional.logsigmoid(fake).sum()),
     ], "8 fake logits")
     return "correct: the non-saturating loss -log sigmoid(D(G(y)))"
 
@@ -184,16 +217,26 @@ def check_dequantize(dequantize: Callable) -> str:
     answer = _call(dequantize, levels, torch.Generator().manual_seed(5), what="every level 0..255, 400 times")
     if not torch.is_tensor(answer) or answer.shape != levels.shape or not answer.is_floating_point():
         raise NotYet("return a float tensor of the same shape as the levels")
+    again = dequantize(levels, torch.Generator().manual_seed(5))
+    if not torch.equal(answer, again):
+        raise NotYet("two calls with equally seeded generators differ: draw the noise with the `generator` given "
+                     "(torch.rand(shape, generator=generator))")
     k = levels.double()
     noise = answer.double() * 256 - k  # the u your function added, if it divided by 256
     in_bins = bool(noise.min() >= 0 and noise.max() < 1)
     if in_bins and abs(noise.mean().item() - 0.5) < 0.02 and abs(noise.var().item() - 1 / 12) < 0.01:
         return "correct: (k + u) / 256 with u uniform on [0, 1): every value stays in its own bin"
-    if torch.allclose(answer.double(), k / 256):
-        raise NotYet("no noise added: a continuous density on exact levels can grow without bound; add "
-                     "u ~ U[0, 1) before dividing")
-    if torch.allclose(answer.double(), k / 255, atol=1 / 255):
+    if noise.var() < 1e-6:
+        raise NotYet("no random noise: every level maps to one value, and a continuous density on single "
+                     "values can grow without bound; add u ~ U[0, 1) before dividing")
+    over_255 = answer.double() * 255 - k
+    if over_255.min() >= 0 and over_255.max() < 1:
         raise NotYet("divide by 256, not 255: the 256 bins [k/256, (k+1)/256) must tile [0, 1) exactly")
+    if noise.min() >= -0.5 and noise.max() < 0.5:
+        raise NotYet("your noise lies in [-0.5, 0.5): use u in [0, 1), so that each value stays in its level's bin "
+                     "[k/256, (k+1)/256)")
+    if noise.max() > 200:
+        raise NotYet("divide the noise by 256 too: (k + u) / 256, not k / 256 + u")
     if not in_bins:
         raise NotYet("some values leave their bin [k/256, (k+1)/256): the noise must be uniform on [0, 1) "
                      "(torch.rand), not Gaussian")
@@ -215,6 +258,8 @@ def check_bits_per_dim(bits_per_dim: Callable) -> str:
          (-log_density + dims * math.log(256)) / math.log(2)),
         ("the sign: the code length is -log p (a likely image costs few bits)",
          (log_density / dims + math.log(256)) / math.log(2)),
+        ("off by 16 bits: the bin width 1/256 *adds* log 256 per dimension to the code length (the bound "
+         "subtracts D log 256 from the log-likelihood)", (-log_density / dims - math.log(256)) / math.log(2)),
     ], "log-densities (1500, -300) over 768 dimensions")
     return "correct: (-log p / D + log 256) / log 2 bits per dimension"
 
@@ -231,7 +276,7 @@ def check_frechet_distance(frechet: Callable) -> str:
     mean_term = float(((m1 - m2) ** 2).sum())
     root = sqrtm(c1 @ c2).real
     correct = mean_term + np.trace(c1 + c2 - 2 * root)
-    _judge(float(answer), correct, [
+    _judge(answer, correct, [
         ("the square root of cov1 @ cov2 is a matrix square root (scipy.linalg.sqrtm), not element-wise",
          mean_term + np.trace(c1 + c2 - 2 * np.sqrt(np.abs(c1 @ c2)))),
         ("the cross term is -2 tr((cov1 cov2)^(1/2)): the factor 2 is missing", mean_term + np.trace(c1 + c2 - root)),
@@ -251,7 +296,9 @@ def check_sliced_wasserstein(swd: Callable) -> str:
     answer = _call(swd, a, b, d, what="two sets of 64 points in 5-D and 16 directions")
     pa, pb = a @ d.T, b @ d.T
     sa, sb = pa.sort(0).values, pb.sort(0).values
-    _judge(float(answer), (sa - sb).abs().mean().item(), [
+    _judge(answer, (sa - sb).abs().mean().item(), [
+        ("sort along the points (dim=0), not across the directions (the last dimension)",
+         ((pa.sort(1).values - pb.sort(1).values).abs().mean().item())),
         ("sort the projections first: W1 in 1-D pairs the i-th smallest with the i-th smallest (quantiles), "
          "not points in the order given", (pa - pb).abs().mean().item()),
         ("that compares only the means of the projections: W1 compares whole distributions, point by sorted "
@@ -268,14 +315,22 @@ def check_posterior_mean(estimate: Callable) -> str:
     y = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
     answer = _call(estimate, y, what="21 LR values from -1 to 1")
     mu = toy.mode(y)
-    _judge(answer, toy.posterior_mean(y), [
+    mistakes = [
         ("that is the plain average of the two modes: weight each by its probability (W_UP and 1 - W_UP)",
          torch.zeros_like(y)),
-        ("that is the more likely mode, what a GAN might pick; the L2 loss averages over both modes",
-         mu),
-        ("the lower mode, at -mu(y) with probability 1 - W_UP, pulls the mean down too",
-         toy.W_UP * mu),
-    ], "21 LR values from -1 to 1")
+        ("that is mu(y), the upper ridge: the lower one sits at -mu(y), so its term enters with a minus sign "
+         "(and the L2 loss averages over both ridges)", mu),
+        ("the lower mode, at -mu(y) with probability 1 - W_UP, pulls the mean down too", toy.W_UP * mu),
+    ]
+    _judge(answer, toy.posterior_mean(y), mistakes, "21 LR values from -1 to 1",
+           hint="E[n | y] = sum over the two ridges of probability times position")
+    w_up = toy.W_UP
+    try:  # the same formula must hold for another prior: no number copied from the printout
+        toy.W_UP = 0.6
+        _judge(_call(estimate, y, what="a prior with W_UP = 0.6"), toy.posterior_mean(y), [],
+               "a prior with W_UP = 0.6", hint="use toy.W_UP, not its value 0.7")
+    finally:
+        toy.W_UP = w_up
     return "correct: E[n | y] = W mu(y) - (1 - W) mu(y) = (2W - 1) mu(y), between the modes, where no image is"
 
 
@@ -292,5 +347,10 @@ def check_toy_projection(project: Callable) -> str:
         ("the correction goes to both pixels equally (that is the least change); you put it all on one",
          x_hat + torch.cat([2 * gap, torch.zeros_like(gap)], 1)),
         ("the sign: add y - mean(x_hat), so that the new mean is y", x_hat - gap),
-    ], "6 pairs and their LR values")
+        ("take the mean of each pair, x_hat.mean(dim=1, keepdim=True), not of the whole batch",
+         x_hat + (y - x_hat.mean())),
+        ("that adds D^T (y - D x_hat), half the gap per pixel: D^+ = D^T (D D^T)^-1 = (1, 1)^T here, so add the "
+         "whole gap y - mean(x_hat) to both pixels", x_hat + gap / 2),
+    ], "6 pairs and their LR values", hint="the pair's mean must become y: shift both pixels by the same amount "
+                                           "(x_hat.mean(dim=1, keepdim=True) keeps the shapes aligned)")
     return "correct: x_hat + (y - mean(x_hat)) on both pixels, the least change that makes it consistent"

@@ -46,7 +46,8 @@ CASES = {
          (lambda real, fake: bce(real, torch.ones_like(real), reduction="sum") + bce(fake, torch.zeros_like(fake),
                                                                                       reduction="sum"), "not sum"),
          (lambda real, fake: bce(real, torch.ones_like(real)), "add the fake images' term"),
-         (lambda real, fake: F.binary_cross_entropy(real, torch.ones_like(real)), "raised RuntimeError")]),
+         (lambda real, fake: F.binary_cross_entropy(real, torch.ones_like(real)), "raised RuntimeError"),
+         (lambda real, fake: (bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))) / 2, "half of it")]),
     ex.check_generator_loss: (
         lambda fake: -F.logsigmoid(fake).mean(),
         [(lambda fake: torch.log(1 - torch.sigmoid(fake)).mean(), "saturating"),
@@ -54,7 +55,11 @@ CASES = {
          (lambda fake: bce(fake, torch.zeros_like(fake)), "labelled 1")]),
     ex.check_dequantize: (
         lambda levels, gen: (levels.float() + torch.rand(levels.shape, generator=gen)) / 256,
-        [(lambda levels, gen: levels.float() / 256, "no noise added"),
+        [(lambda levels, gen: levels.float() / 256, "no random noise"),
+         (lambda levels, gen: (levels.float() + 0.5) / 256, "no random noise"),
+         (lambda levels, gen: (levels.float() + torch.rand(levels.shape, generator=gen) - 0.5) / 256, "[-0.5, 0.5)"),
+         (lambda levels, gen: levels.float() / 256 + torch.rand(levels.shape, generator=gen), "divide the noise by 256"),
+         (lambda levels, gen: (levels.float() + torch.rand(levels.shape)) / 256, "equally seeded generators"),
          (lambda levels, gen: (levels.float() + torch.rand(levels.shape, generator=gen)) / 255, "not 255"),
          (lambda levels, gen: (levels.float() + 0.5 + 0.3 * torch.randn(levels.shape, generator=gen)) / 256,
           "not Gaussian")]),
@@ -62,7 +67,8 @@ CASES = {
         lambda log_p, dims: (-log_p / dims + math.log(256)) / math.log(2),
         [(lambda log_p, dims: -log_p / dims / math.log(2), "off by exactly 8 bits"),
          (lambda log_p, dims: -log_p / dims + math.log(256), "nats"),
-         (lambda log_p, dims: (-log_p + dims * math.log(256)) / math.log(2), "divide the code length")]),
+         (lambda log_p, dims: (-log_p + dims * math.log(256)) / math.log(2), "divide the code length"),
+         (lambda log_p, dims: (-log_p / dims - math.log(256)) / math.log(2), "off by 16 bits")]),
     ex.check_frechet_distance: (
         lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real),
         [(lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * np.sqrt(np.abs(c1 @ c2))),
@@ -73,16 +79,20 @@ CASES = {
         lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).abs().mean(),
         [(lambda a, b, d: ((a @ d.T) - (b @ d.T)).abs().mean(), "sort the projections"),
          (lambda a, b, d: ((a @ d.T).mean(0) - (b @ d.T).mean(0)).abs().mean(), "only the means"),
-         (lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).square().mean(), "W2")]),
+         (lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).square().mean(), "W2"),
+         (lambda a, b, d: ((a @ d.T).sort().values - (b @ d.T).sort().values).abs().mean(), "dim=0")]),
     ex.check_posterior_mean: (
         lambda y: (2 * toy.W_UP - 1) * toy.mode(y),
-        [(lambda y: toy.mode(y), "more likely mode"),
+        [(lambda y: toy.mode(y), "upper ridge"),
+         (lambda y: 0.4 * toy.mode(y), "use toy.W_UP"),
          (lambda y: 0 * y, "plain average"),
          (lambda y: toy.W_UP * toy.mode(y), "pulls the mean down")]),
     ex.check_toy_projection: (
         lambda x, y: x + (y - x.mean(1, keepdim=True)),
         [(lambda x, y: y.expand(-1, 2), "throws away the null-space part"),
-         (lambda x, y: x - (y - x.mean(1, keepdim=True)), "the sign")]),
+         (lambda x, y: x - (y - x.mean(1, keepdim=True)), "the sign"),
+         (lambda x, y: x + (y - x.mean()), "of each pair"),
+         (lambda x, y: x + 0.5 * (y - x.mean(1, keepdim=True)), "D^+ = D^T (D D^T)^-1")]),
 }
 
 
@@ -106,10 +116,26 @@ def test_an_unsolved_exercise_passes_its_own_message_through(checker):
 
 
 def test_an_unrecognised_wrong_answer_gets_the_generic_sentence():
-    with pytest.raises(ex.NotYet, match="differs from the expected one"):
+    with pytest.raises(ex.NotYet, match="differs from the expected one; E\\[n | y\\] = sum over the two ridges"):
+        ex.check_posterior_mean(lambda y: 0.3 * y)
+    with pytest.raises(ex.NotYet, match="must stay below c"):
         ex.check_soft_clamp(lambda raw, c: raw * 0.5)
     with pytest.raises(ex.NotYet, match=r"shape \(\), expected \(2,\)"):
         ex.check_bits_per_dim(lambda log_p, dims: torch.tensor(1.0))
+    with pytest.raises(ex.NotYet, match="returned None: did you forget `return`"):
+        ex.check_coupling_inverse(lambda v2, s, t: (None, None))
+    for checker in (ex.check_frechet_distance, ex.check_sliced_wasserstein, ex.check_bits_per_dim):
+        with pytest.raises(ex.NotYet, match="returned None"):
+            checker(lambda *args: None)
+    with pytest.raises(ex.NotYet, match="tuple of 2"):
+        ex.check_brute_force_logdet(lambda f, w: torch.linalg.slogdet(torch.autograd.functional.jacobian(f, w)))
+
+
+def test_any_soft_clamp_with_the_properties_passes_and_others_are_told_which_one_fails():
+    assert ex.check_soft_clamp(lambda raw, c: c * raw / torch.sqrt(c ** 2 + raw ** 2)).startswith("correct")
+    assert ex.check_soft_clamp(lambda raw, c: 2 * c / math.pi * torch.atan(math.pi * raw / (2 * c))).startswith("correct")
+    with pytest.raises(ex.NotYet, match="slope at 0"):
+        ex.check_soft_clamp(lambda raw, c: c * torch.tanh(raw / (2 * c)) * 1.0 + 0 * raw)
 
 
 def test_ipython_shows_the_sentence_without_a_traceback():
