@@ -4,6 +4,12 @@
 * one training step of every trainable method (`methods.METHODS`) on the same crops: HR pixels per
   second and the bytes of activations autograd keeps for the backward pass (what grows with batch and
   crop; the adversarial step counts both of its backward passes), relative to the first method's;
+  and its *efficiency*: the multiply-accumulates the step does (forward and backward, as
+  `torch.utils.flop_counter` counts them), per second, over the rate of a large 64-channel 3x3
+  convolution in its fastest memory format (`reference_conv`): 1 would be every layer as fast as the
+  best-case convolution. The steps and the reference are timed interleaved, round after round, and each
+  reports its median and spread (max / min over rounds), so another job slowing the machine for a while
+  slows all of them, not one;
 * inference seconds per output megapixel of every method at a 256 px output, relative to bicubic;
 * on a GPU, the peak allocated memory of each;
 * on a CPU, the first method's training step with one thread against the default thread count
@@ -14,6 +20,7 @@ Weights are untrained: speed does not depend on their values. Timings are median
 """
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from .config import Config
 from .imaging import degrade
@@ -88,6 +95,43 @@ def thread_scaling(step, threads: int, rounds: int = 3, min_run_time: float = 0.
             "spread": {str(n): max(t) / min(t) for n, t in times.items()}}
 
 
+def interleaved(candidates: dict, rounds: int = 3, min_run_time: float = 0.3) -> dict:
+    """{name: (median seconds, spread = max / min)} of each callable, timed in turn, `rounds` times."""
+    times = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            times[name].append(seconds(fn, min_run_time))
+    return {name: (sorted(t)[len(t) // 2], max(t) / min(t)) for name, t in times.items()}
+
+
+def step_macs(step) -> int:
+    """Multiply-accumulates of one call of a training step, forward and backward (the flop counter counts
+    2 FLOPs per MAC)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops() // 2
+
+
+def reference_conv(device: torch.device, batch: int = 8, side: int = 64, channels: int = 64):
+    """(callable, MACs per call, memory format): a 64 -> 64 3x3 convolution on (batch, 64, side, side), in
+    the faster of the contiguous and channels_last formats (measured here)."""
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device)
+    macs = batch * side * side * channels * channels * 9
+    options = {}
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(batch, channels, side, side, device=device).to(memory_format=fmt)
+        layer = conv.to(memory_format=fmt)
+
+        def run(layer=layer, x=x):
+            with torch.no_grad():
+                layer(x)
+            _sync(device)
+        options[str(fmt).replace("torch.", "")] = (seconds(run, 0.2), run)
+    best = min(options, key=lambda f: options[f][0])
+    return options[best][1], macs, best
+
+
 def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = None, logdet_sides=(2, 4, 8, 12),
           output_side: int = 256, min_run_time: float = 1.0) -> dict:
     device = torch.device(device)
@@ -96,7 +140,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
     hr = torch.rand(batch, 3, crop, crop, device=device)
     lr = degrade(hr)
 
-    training, first, first_name = {}, None, None
+    steps = {}
     for name, method in METHODS.items():
         if method.objective is None:
             continue
@@ -105,14 +149,22 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
         def synced(step=step):
             step()
             _sync(device)
-        t = seconds(synced, min_run_time)
-        training[name] = {"hr_pixels_per_s": batch * crop * crop / t, "saved_activation_bytes": saved_activation_bytes(step),
-                          "peak_bytes": _peak(device, synced)}
-        first = first or training[name]
-        first_name = first_name or name
-        training[name]["throughput_vs_first"] = training[name]["hr_pixels_per_s"] / first["hr_pixels_per_s"]
-        training[name]["activations_vs_first"] = (training[name]["saved_activation_bytes"]
-                                                  / first["saved_activation_bytes"])
+        steps[name] = synced
+    conv, conv_macs, conv_format = reference_conv(device)
+    timed = interleaved({"reference conv": conv, **steps}, min_run_time=min_run_time / 3)
+    conv_rate = conv_macs / timed["reference conv"][0]
+    training, first_name = {}, next(iter(steps))
+    for name, synced in steps.items():
+        t, spread = timed[name]
+        training[name] = {"hr_pixels_per_s": batch * crop * crop / t, "spread": spread,
+                          "saved_activation_bytes": saved_activation_bytes(synced),
+                          "macs_per_step": step_macs(synced), "peak_bytes": _peak(device, synced)}
+        training[name]["efficiency"] = training[name]["macs_per_step"] / t / conv_rate
+    first = training[first_name]
+    for row in training.values():
+        row["throughput_vs_first"] = row["hr_pixels_per_s"] / first["hr_pixels_per_s"]
+        row["activations_vs_first"] = row["saved_activation_bytes"] / first["saved_activation_bytes"]
+    reference = {"macs_per_s": conv_rate, "memory_format": conv_format, "spread": timed["reference conv"][1]}
 
     threads = torch.get_num_threads()
     scaling = (thread_scaling(training_step(first_name, cfg, hr, lr), threads)
@@ -138,7 +190,8 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
     logdet = compare_logdet_cost(coupling, cfg.gen_channels, list(logdet_sides))
     return {"config": cfg.name, "device": str(device), "torch_threads": torch.get_num_threads(),
             "batch": batch, "crop": crop, "output_side": output_side,
-            "logdet": logdet, "training": training, "thread_scaling": scaling, "inference": inference}
+            "logdet": logdet, "reference_conv": reference, "training": training, "thread_scaling": scaling,
+            "inference": inference}
 
 
 def format_bench(result: dict) -> str:
@@ -152,9 +205,13 @@ def format_bench(result: dict) -> str:
                  f"(ratios vs. {METHODS[first].label}):")
     for name, row in result["training"].items():
         peak = f", peak {row['peak_bytes'] / mib:.1f} MiB" if row["peak_bytes"] is not None else ""
-        lines.append(f"  {METHODS[name].label:14} {row['hr_pixels_per_s']:12,.0f} HR px/s ({row['throughput_vs_first']:.2f}x), "
-                     f"activations kept {row['saved_activation_bytes'] / mib:7.1f} MiB "
+        lines.append(f"  {METHODS[name].label:14} {row['hr_pixels_per_s']:12,.0f} HR px/s ({row['throughput_vs_first']:.2f}x, "
+                     f"spread {row['spread']:.2f}), activations kept {row['saved_activation_bytes'] / mib:7.1f} MiB "
                      f"({row['activations_vs_first']:.2f}x){peak}")
+    ref = result["reference_conv"]
+    lines.append(f"efficiency (MACs per second of the step, forward + backward, over a 64-channel 3x3 conv's "
+                 f"{ref['macs_per_s'] / 1e9:.0f} GMAC/s in {ref['memory_format']}):")
+    lines += [f"  {METHODS[name].label:14} {row['efficiency']:.2f}" for name, row in result["training"].items()]
     scaling = result["thread_scaling"]
     if scaling:
         lines.append(f"  {METHODS[first].label} step with {scaling['threads']} threads vs. 1: "

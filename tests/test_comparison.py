@@ -161,5 +161,9 @@ def test_bench_measures_every_method_in_one_run(tiny):
     # the flow's frozen-base forward plus its steps keep more activations than the generator alone
     assert training["flow"]["activations_vs_first"] > 1
     assert result["inference"]["bicubic"]["vs_bicubic"] == 1.0
+    # the adversarial step also runs the discriminator, forward and backward: more multiply-accumulates
+    assert training["srgan"]["macs_per_step"] > training["sr"]["macs_per_step"] > 0
+    assert all(0 < row["efficiency"] < 2 and row["spread"] >= 1 for row in training.values())
+    assert result["reference_conv"]["memory_format"] in ("contiguous_format", "channels_last")
     assert all(r["abs_difference"] < 1e-9 for r in result["logdet"])
     assert "nearest" not in format_bench(result) and "flow" in format_bench(result)
