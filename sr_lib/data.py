@@ -168,6 +168,17 @@ def center_crop(image: torch.Tensor, side: int) -> torch.Tensor:
     return image[:, top:top + side, left:left + side]
 
 
+def training_stream(data: str, crop: int, batch: int, seed: int, workers: int = 0, rank: int = 0,
+                    pin_memory: bool = False):
+    """The training batches: bundled photographs or a folder held in memory (`RandomCrops`), or, with
+    `workers` > 0, a folder decoded on the fly in that many processes (`FolderStream`)."""
+    if workers > 0:
+        if data == "bundled":
+            raise ValueError("--workers reads an image folder on the fly; the bundled photographs are in memory")
+        return FolderStream(data, crop, batch, seed, workers, rank, pin_memory)
+    return RandomCrops(training_images(data, crop), crop, batch, seed)
+
+
 def training_images(data: str, crop: int) -> dict[str, torch.Tensor]:
     """`bundled` or a folder path (used whole: evaluate on another folder) -> the images to crop from."""
     if data == "bundled":
@@ -233,6 +244,19 @@ def evaluation_images(data: str) -> dict[str, torch.Tensor]:
     return dict(EvaluationSet(data))
 
 
+def random_crop(image: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """A crop x crop window at a random place of image (3, H, W), in one of its 8 orientations."""
+    top = torch.randint(image.shape[-2] - crop + 1, (1,), generator=generator).item()
+    left = torch.randint(image.shape[-1] - crop + 1, (1,), generator=generator).item()
+    patch = image[:, top:top + crop, left:left + crop]
+    flip_h, flip_v, transpose = (torch.rand(3, generator=generator) < 0.5).tolist()
+    if flip_h:
+        patch = patch.flip(-1)
+    if flip_v:
+        patch = patch.flip(-2)
+    return patch.transpose(-1, -2) if transpose else patch
+
+
 class RandomCrops:
     """An endless, seeded stream of (HR, LR) batches of random crops, each in one of its 8 orientations.
 
@@ -250,17 +274,8 @@ class RandomCrops:
         self.generator = torch.Generator().manual_seed(seed)
 
     def _one(self) -> torch.Tensor:
-        g = self.generator
-        image = self.images[torch.randint(len(self.images), (1,), generator=g).item()]  # images equally likely
-        top = torch.randint(image.shape[-2] - self.crop + 1, (1,), generator=g).item()
-        left = torch.randint(image.shape[-1] - self.crop + 1, (1,), generator=g).item()
-        patch = image[:, top:top + self.crop, left:left + self.crop]
-        flip_h, flip_v, transpose = (torch.rand(3, generator=g) < 0.5).tolist()
-        if flip_h:
-            patch = patch.flip(-1)
-        if flip_v:
-            patch = patch.flip(-2)
-        return patch.transpose(-1, -2) if transpose else patch
+        image = self.images[torch.randint(len(self.images), (1,), generator=self.generator).item()]  # equally likely
+        return random_crop(image, self.crop, self.generator)
 
     def __iter__(self):
         return self
@@ -274,3 +289,61 @@ class RandomCrops:
 
     def set_state(self, state: torch.Tensor) -> None:
         self.generator.set_state(state)
+
+
+class FolderCrops(torch.utils.data.IterableDataset):
+    """Batches of random crops from image files decoded on the fly, for folders too large to hold (FFHQ:
+    70,000 photographs of 1024 px), in DataLoader worker processes.
+
+    Batch `step` is a function of (seed, rank, step) alone: its generator is seeded from them, and worker
+    w of W produces steps start + w, start + w + W, ..., which the DataLoader returns in order. So the
+    stream is the same with any number of workers, and resuming at a step needs only the step."""
+
+    def __init__(self, files: list[Path], crop: int, batch: int, seed: int, rank: int = 0, start: int = 0):
+        self.files, self.crop, self.batch, self.seed, self.rank, self.start = files, crop, batch, seed, rank, start
+
+    def batch_at(self, step: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(hash((self.seed, self.rank, step)) & (2 ** 62 - 1))
+        crops = []
+        for _ in range(self.batch):
+            file = self.files[torch.randint(len(self.files), (1,), generator=gen).item()]
+            crops.append(random_crop(read_photo(file, alpha="drop").rgb, self.crop, gen))
+        return torch.stack(crops)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        step = self.start + worker
+        while True:
+            yield self.batch_at(step)
+            step += workers
+
+
+class FolderStream:
+    """`RandomCrops`' interface over `FolderCrops` in `workers` processes: (HR, LR) batches; its state is
+    the next step."""
+
+    def __init__(self, folder: str, crop: int, batch: int, seed: int, workers: int, rank: int = 0,
+                 pin_memory: bool = False):
+        self.files = list(_image_files(Path(folder), crop).values())
+        self.args = (crop, batch, seed, rank)
+        self.workers, self.pin_memory = workers, pin_memory
+        self.set_state(torch.tensor([0]))
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.step = int(state[0])
+        dataset = FolderCrops(self.files, *self.args, start=self.step)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=self.workers,
+                                             pin_memory=self.pin_memory)
+        self.batches = iter(loader)
+
+    def state(self) -> torch.Tensor:
+        return torch.tensor([self.step])
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        hr = next(self.batches)
+        self.step += 1
+        return hr, degrade(hr)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import SCALE, Config
-from .data import RandomCrops, training_images
+from .data import RandomCrops, training_stream
 from .files import atomic_write, writable_folder
 from .methods import METHODS, trainable
 from .models import build
@@ -65,6 +65,7 @@ class TrainSettings:
     show_progress: bool = True
     device: str = "cpu"
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics of the global batch (distributed.wrap)
+    workers: int = 0  # > 0: decode an image folder on the fly in that many processes (data.FolderStream)
 
     def __post_init__(self):
         method = METHODS.get(self.method)
@@ -73,6 +74,8 @@ class TrainSettings:
         for key in ("learning_rate", "adv_weight", "clip"):
             if getattr(self, key) is None:
                 setattr(self, key, getattr(method, key))
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.steps < 1 or self.save_every < 1:
             raise ValueError(f"steps and save_every must be >= 1, got {self.steps} and {self.save_every}")
         if not (self.learning_rate and 0 < self.learning_rate < 1):
@@ -131,8 +134,9 @@ class _Run:
         payload = load_checkpoint(self.path, settings.method, cfg) if settings.resume else None
         if payload is None and self.path.exists() and not settings.overwrite:  # before any image is read
             raise FileExistsError(f"{self.path} exists: pass --resume to continue it or --overwrite to start again")
-        self.stream = RandomCrops(training_images(settings.data, cfg.crop), cfg.crop,
-                                  cfg.batch // distributed.world_size(), stream_seed(settings.seed))
+        self.stream = training_stream(settings.data, cfg.crop, cfg.batch // distributed.world_size(),
+                                      stream_seed(settings.seed), settings.workers, distributed.rank(),
+                                      pin_memory=settings.device.startswith("cuda"))
         if distributed.rank():  # the other ranks' noise (dequantization, windows) differs from rank 0's
             torch.manual_seed(stream_seed(settings.seed))
         self.step, self.history = 0, []  # step: how many updates are done
@@ -165,7 +169,10 @@ class _Run:
             if state.get("cuda_rng") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state(state["cuda_rng"], torch.device(self.settings.device))
         else:
-            self.stream.generator.manual_seed(stream_seed(self.settings.seed, self.step))
+            if isinstance(self.stream, RandomCrops):
+                self.stream.generator.manual_seed(stream_seed(self.settings.seed, self.step))
+            else:  # a FolderStream: a function of the step
+                self.stream.set_state(torch.tensor([self.step]))
             torch.manual_seed(stream_seed(self.settings.seed + 1, self.step))
             if distributed.is_main():
                 print(f"note: {self.path} was written by {len(states)} process(es), this run has "

@@ -117,3 +117,18 @@ def test_an_evaluation_folder_is_read_one_image_at_a_time(tmp_path, monkeypatch)
         torch.full((3, 96, 96), 0.5), None, "RGB"))
     for count, (name, image) in enumerate(images, start=1):
         assert len(reads) == count and image.shape == (3, 80, 80)  # read when reached, not before
+
+
+def test_a_folder_stream_is_the_same_with_any_number_of_workers_and_resumes_at_a_step(tmp_path):
+    from sr_lib.data import FolderStream
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (40 + 4 * i, 48, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    with pytest.warns(UserWarning, match="small.png: skipped"):
+        streams = [FolderStream(str(tmp_path), 32, 3, seed=7, workers=w) for w in (0, 2)]
+    batches = [[next(stream)[0] for _ in range(5)] for stream in streams]
+    assert all(torch.equal(a, b) for a, b in zip(*batches)) and batches[0][0].shape == (3, 3, 32, 32)
+    assert not torch.equal(batches[0][0], batches[0][1])
+    streams[1].set_state(torch.tensor([3]))
+    assert torch.equal(next(streams[1])[0], batches[0][3]) and int(streams[1].state()[0]) == 4

@@ -205,3 +205,30 @@ def test_slim_checkpoint_loads_for_evaluation_but_refuses_to_resume(tmp_path):
     with_sr(tmp_path / "slim")
     with pytest.raises(ValueError, match="cannot resume"):
         train(settings(tmp_path / "slim", "flow", 4, resume=True))
+
+
+def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    straight = load_checkpoint(train(settings(tmp_path / "a", "sr", 4, data=str(folder), workers=2)), "sr")
+    real_step, calls = train_module.guarded_step, {"n": 0}
+
+    def interrupted_on_third_update(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(train_module, "guarded_step", interrupted_on_third_update)
+    with pytest.raises(KeyboardInterrupt):
+        train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=2))
+    monkeypatch.setattr(train_module, "guarded_step", real_step)
+    resumed = load_checkpoint(train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=1, resume=True)), "sr")
+    assert resumed["history"] == straight["history"]  # another worker count: the same batches
+    assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())
+    with pytest.raises(ValueError, match="--workers reads an image folder"):
+        train(settings(tmp_path / "c", "sr", 1, workers=2))
