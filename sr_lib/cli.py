@@ -57,7 +57,7 @@ def cmd_train(args) -> None:
     settings = TrainSettings(args.method, get_config(args.config), args.out, args.steps, data=args.data,
                              learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                              content=args.content, device=_device(args.device), sync_batchnorm=args.sync_bn,
-                             save_every=args.save_every, workers=args.workers)
+                             save_every=args.save_every, workers=args.workers, bf16=args.bf16)
     path = train(settings)
     if is_main():
         print(f"wrote {path}")
@@ -201,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start again although --out holds a checkpoint")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its own GPU)")
     p.add_argument("--save-every", type=int, default=200, help="write the checkpoint every N steps (and at the end)")
+    p.add_argument("--bf16", action="store_true", help="sr and srgan: forward passes in bfloat16 autocast")
     p.add_argument("--workers", type=int, default=0,
                    help="with --data FOLDER: decode images on the fly in N processes instead of loading the folder")
     p.add_argument("--sync-bn", action="store_true",

@@ -4,6 +4,8 @@ Images are float tensors (N, 3, H, W) with values in [0, 1]. The low-resolution 
 high-resolution (HR) one downsampled 4x by antialiased bicubic interpolation (`degrade`); training,
 evaluation and the LR-consistency metric all call this one function.
 """
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -13,6 +15,21 @@ from .config import SCALE
 # Inputs may overshoot [0, 1] a little (bicubic resampling rings at edges); values beyond these bounds
 # mean another scale, such as 0-255 floats, and are refused rather than turned into a white image.
 VALUE_BOUNDS = (-0.5, 1.5)
+
+
+_TRUSTED = []  # non-empty inside `trusted_inputs`
+
+
+@contextlib.contextmanager
+def trusted_inputs():
+    """Inside, `check_images` checks shapes and dtypes but not values (NaN, range): each value check is a
+    device-to-host synchronisation on a GPU, once per network call. For training loops, whose crops come
+    from photographs checked when they were read."""
+    _TRUSTED.append(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.pop()
 
 
 def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3, unit_range: bool = True) -> torch.Tensor:
@@ -29,6 +46,8 @@ def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3,
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
+    if _TRUSTED:
+        return x
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     if unit_range:

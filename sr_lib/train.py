@@ -21,6 +21,7 @@ Loss choices:
 * likelihood: negative log-likelihood in bits per dimension of the uniformly dequantized HR image. The
   flow's base, the pixel-loss generator it `starts_from`, stays frozen (see `models.ConditionalFlow`).
 """
+import contextlib
 import copy
 import json
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import SCALE, Config
 from .data import RandomCrops, training_stream
 from .files import atomic_write, writable_folder
+from .imaging import trusted_inputs
 from .methods import METHODS, trainable
 from .models import build
 from .weights import MissingWeights, weight_path
@@ -66,6 +68,7 @@ class TrainSettings:
     device: str = "cpu"
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics of the global batch (distributed.wrap)
     workers: int = 0  # > 0: decode an image folder on the fly in that many processes (data.FolderStream)
+    bf16: bool = False  # SR and SRGAN: forward passes in bfloat16 autocast (see `precision`)
 
     def __post_init__(self):
         method = METHODS.get(self.method)
@@ -74,6 +77,10 @@ class TrainSettings:
         for key in ("learning_rate", "adv_weight", "clip"):
             if getattr(self, key) is None:
                 setattr(self, key, getattr(method, key))
+        if self.bf16 and METHODS[self.method].objective == "likelihood":
+            raise ValueError("--bf16 is for SR and SRGAN: a flow must invert exactly, and under bfloat16 the "
+                             "shipped flow's round trip was off by 0.022 (5.7 grey levels; float32: 2e-6) and its "
+                             "log-determinant by up to 1,481 nats")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.steps < 1 or self.save_every < 1:
@@ -85,6 +92,14 @@ class TrainSettings:
         if self.cfg.batch % distributed.world_size():
             raise ValueError(f"the batch of {self.cfg.batch} does not split over {distributed.world_size()} processes")
         self.out = writable_folder(self.out)
+
+
+def precision(settings: TrainSettings):
+    """A context for forward passes and losses: bfloat16 autocast when settings.bf16 (about 8 bits of
+    mantissa: plenty for a generator's activations, and it halves their memory traffic), else nothing.
+    Backward passes run outside it, as PyTorch advises."""
+    device = torch.device(settings.device).type
+    return lambda: torch.autocast(device, dtype=torch.bfloat16, enabled=settings.bf16)
 
 
 def learning_rate(base: float, step: int, steps: int) -> float:
@@ -212,8 +227,9 @@ class _Run:
             for name, opt in self.optimizers.items():
                 for group in opt.param_groups:
                     group["lr"] = learning_rate(self.settings.learning_rate, self.step, steps) * LR_RATIO.get(name, 1.0)
-            hr, lr = (t.to(self.settings.device) for t in next(self.stream))
-            losses = update(hr, lr)
+            hr, lr = (t.to(self.settings.device, non_blocking=True) for t in next(self.stream))
+            with trusted_inputs():  # the crops were checked when their photographs were read
+                losses = update(hr, lr)
             self.step += 1  # this batch is used up, whether or not it updated the weights
             bar.update()
             if losses is None:
@@ -239,8 +255,11 @@ def train_pixel(settings: TrainSettings) -> Path:
     gen = build("generator", settings.cfg)
     run = _Run(settings, {"model": gen})
 
+    forward = precision(settings)
+
     def update(hr, lr):
-        loss = F.l1_loss(run.parallel["model"](lr), hr)
+        with forward():
+            loss = F.l1_loss(run.parallel["model"](lr).float(), hr)
         grad_norm = guarded_step(run.optimizers["model"], loss, gen.parameters(), settings.clip)
         return None if grad_norm is None else {"l1": loss.item(), "grad_norm": grad_norm}
     return run.fit(update)
@@ -294,27 +313,31 @@ def shifted_window(max_shift: int = 2 * SCALE):
     return lambda x: x[..., dy:x.shape[-2] - max_shift + dy, dx:x.shape[-1] - max_shift + dx]
 
 
-def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float, clip: float | None) -> dict | None:
+def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float, clip: float | None,
+                     forward=contextlib.nullcontext) -> dict | None:
     """One generator update (content + fool D, D frozen), then one discriminator update (real above fake).
     D judges the same randomly shifted window of every crop (`shifted_window`). Under torchrun gen and
     disc are DistributedDataParallel: the generator's update calls the bare D (it trains only G), and D's
-    update scores real and generated crops in one forward, so each of D's weights gets its gradient once."""
+    update scores real and generated crops in one forward, so each of D's weights gets its gradient once.
+    `forward`: the context of the forward passes (`precision`)."""
     window = shifted_window()
     judge = distributed.unwrap(disc)
-    fake = gen(lr)
-    real_w, fake_w = window(hr), window(fake)
-    judge.requires_grad_(False)
-    with torch.no_grad():
-        real_logit = judge(real_w)
-    fake_logit = judge(fake_w)
-    g_content = content(fake, hr)
-    adversarial = relativistic_loss(fake_logit, real_logit)
+    with forward():
+        fake = gen(lr).float()
+        real_w, fake_w = window(hr), window(fake)
+        judge.requires_grad_(False)
+        with torch.no_grad():
+            real_logit = judge(real_w).float()
+        fake_logit = judge(fake_w).float()
+        g_content = content(fake, hr)
+        adversarial = relativistic_loss(fake_logit, real_logit)
     g_norm = guarded_step(opt_g, g_content + adv_weight * adversarial, gen.parameters(), clip)
     judge.requires_grad_(True)
     if g_norm is None:
         return None
-    real_logit, fake_logit = disc(torch.cat([real_w, fake_w.detach()])).split(len(hr))
-    d_loss = relativistic_loss(real_logit, fake_logit)
+    with forward():
+        real_logit, fake_logit = disc(torch.cat([real_w, fake_w.detach()])).float().split(len(hr))
+        d_loss = relativistic_loss(real_logit, fake_logit)
     if guarded_step(opt_d, d_loss, disc.parameters(), clip) is None:
         return None
     with torch.no_grad():  # D's relativistic verdicts: P(real crop more real than the average fake) and v.v.
@@ -356,8 +379,9 @@ def train_adversarial(settings: TrainSettings) -> Path:
     run = _Run(settings, {"generator": gen, "discriminator": disc}, kept={"model": ema})
 
     def update(hr, lr):
-        losses = adversarial_step(run.parallel["generator"], run.parallel["discriminator"], run.optimizers["generator"], run.optimizers["discriminator"], hr, lr,
-                                  content, settings.adv_weight, settings.clip)
+        losses = adversarial_step(run.parallel["generator"], run.parallel["discriminator"], run.optimizers["generator"],
+                                  run.optimizers["discriminator"], hr, lr, content, settings.adv_weight, settings.clip,
+                                  precision(settings))
         if losses is not None:
             update_ema(ema, gen, settings.ema_decay)
         return losses

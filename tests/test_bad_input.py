@@ -123,3 +123,14 @@ def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path, capsys):
     finally:
         folder.chmod(0o755)
     assert "permission denied" in err
+
+
+def test_trusted_inputs_skip_only_the_value_checks_and_only_inside():
+    from sr_lib.imaging import check_images, trusted_inputs
+    bad = torch.full((1, 3, 4, 4), math.nan)
+    with trusted_inputs():
+        check_images(bad)  # no device-to-host sync for the values
+        with pytest.raises(ValueError, match="3 \\(RGB\\) channels"):
+            check_images(torch.rand(1, 2, 4, 4))  # shapes are still checked
+    with pytest.raises(ValueError, match="NaN"):
+        check_images(bad)

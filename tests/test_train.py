@@ -232,3 +232,13 @@ def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_pat
     assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())
     with pytest.raises(ValueError, match="--workers reads an image folder"):
         train(settings(tmp_path / "c", "sr", 1, workers=2))
+
+
+def test_bf16_trains_the_generators_and_is_refused_for_the_flow(tmp_path):
+    for method in ("sr", "srgan"):
+        payload = load_checkpoint(train(settings(tmp_path, method, 2, bf16=True)), method)
+        assert payload["step"] == 2 and all(torch.isfinite(v).all() for v in payload["model"].values()
+                                            if v.is_floating_point())
+        assert all(v.dtype != torch.bfloat16 for v in payload["model"].values())  # weights stay float32
+    with pytest.raises(ValueError, match="--bf16 is for SR and SRGAN: a flow must invert exactly"):
+        settings(tmp_path, "flow", 2, bf16=True)
