@@ -29,7 +29,7 @@ from .logdet import compare_logdet_cost
 from .methods import METHODS, STUDY_TEMPERATURE
 from .models import AffineCoupling, build
 from .timing import seconds
-from .train import adversarial_step, guarded_step
+from .train import MEMORY_FORMAT, adversarial_step, guarded_step
 
 
 def saved_activation_bytes(step) -> int:
@@ -61,16 +61,18 @@ def _peak(device, fn) -> int | None:
 
 
 def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor):
-    """A callable doing one training update of method `name` (its objective's loss and optimizer step)."""
+    """A callable doing one training update of method `name` (its objective's loss and optimizer step), in
+    the memory order training uses."""
     method = METHODS[name]
-    net = build(method.network, cfg).to(hr.device)
+    hr, lr = (t.contiguous(memory_format=MEMORY_FORMAT) for t in (hr, lr))
+    net = build(method.network, cfg).to(hr.device, memory_format=MEMORY_FORMAT)
     if method.network == "flow":
         randomize_couplings(net)  # zero-initialised outputs would skip part of the backward pass
         if method.starts_from:  # as in training: the base generator is frozen
             net.freeze_base(net.base.state_dict())
     opt = torch.optim.Adam(net.parameters())
     if method.objective == "adversarial":
-        disc = build("discriminator", cfg).to(hr.device)
+        disc = build("discriminator", cfg).to(hr.device, memory_format=MEMORY_FORMAT)
         opt_d = torch.optim.Adam(disc.parameters())
         return lambda: adversarial_step(net, disc, opt, opt_d, hr, lr, F.l1_loss, method.adv_weight, method.clip)
     if method.objective == "likelihood":
