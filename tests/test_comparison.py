@@ -145,6 +145,52 @@ def test_crop_comparator_shows_the_right_pixels(methods_and_faces):
     assert comparator.last_panel["original"][0].shape[-2:] == (96, 96)
 
 
+def test_crop_comparator_projects_outputs_to_be_lr_consistent(methods_and_faces):
+    from sr_lib.imaging import degrade, project_consistent
+    from sr_lib.metrics import psnr
+    models, faces = methods_and_faces
+    comparator = CropComparator(models, faces)
+    name = comparator.image_choice.value
+    lr = degrade(faces[name][None])
+    comparator.consistent.value = True
+    projected = comparator.projected[name]
+    assert torch.equal(projected["original"], faces[name])
+    for label in ("SR (no GAN)", "SRGAN", "flow T=0.8"):  # clamped for display, so not exact, but closer
+        raw = comparator.outputs[name][label]
+        assert torch.equal(projected[label], project_consistent(raw[None], lr)[0].clamp(0, 1))
+        assert psnr(degrade(projected[label][None]), lr, border=1) > psnr(degrade(raw[None]), lr, border=1)
+
+
+def _upload(content: bytes, name: str) -> tuple:
+    import datetime
+    return ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
+             "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+
+
+def test_photo_upscaler_takes_an_upload_and_names_a_bad_one(methods_and_faces):
+    import io
+    from PIL import Image
+    from sr_lib.widgets import PhotoUpscaler, uploaded_file
+    models, faces = methods_and_faces
+    upscaler = PhotoUpscaler(models, next(iter(faces.values()))[:, :40, :40], "example", max_side=32)
+    assert upscaler.lr.shape == (1, 3, 32, 32) and set(upscaler.lr_psnr) == {"bicubic", "SR (no GAN)", "SRGAN",
+                                                                              "flow T=0.8"}
+    buffer = io.BytesIO()
+    Image.fromarray((torch.rand(20, 24, 3) * 255).byte().numpy()).convert("L").save(buffer, format="PNG")
+    upscaler.upload.value = _upload(buffer.getvalue(), "gray.png")
+    assert upscaler.name == "gray.png" and upscaler.lr.shape == (1, 3, 20, 24)  # small photos are not cropped
+    assert all(image.shape == (3, 80, 96) for image in upscaler.outputs.values())
+    upscaler.upload.value = _upload(b"not an image", "notes.png")
+    assert "notes.png" in upscaler.status.value and "not an image file" in upscaler.status.value
+    assert upscaler.name == "gray.png"  # the last good photo stays
+    before = upscaler.outputs["flow T=0.8"]
+    upscaler.slider.value = 0.0
+    assert "flow T=0.8" not in upscaler.outputs and not torch.equal(upscaler.outputs["flow T=0"], before)
+    # ipywidgets 7 (Colab) gives a dict of name -> {'content': bytes}
+    assert uploaded_file({"a.png": {"content": b"x"}, "b.png": {"content": b"y"}}) == ("b.png", b"y")
+    assert uploaded_file(()) is None
+
+
 def test_crop_panel_rejects_crops_outside_the_image():
     outputs = {"original": torch.rand(3, 32, 32), "bicubic": torch.rand(3, 32, 32)}
     with pytest.raises(ValueError, match="does not fit"):
