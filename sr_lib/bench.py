@@ -80,30 +80,28 @@ def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor):
     return lambda: guarded_step(opt, F.l1_loss(net(lr), hr), net.parameters(), method.clip)
 
 
-def thread_scaling(step, threads: int, rounds: int = 3, min_run_time: float = 0.5) -> dict:
-    """Seconds of step() with 1 and with `threads` threads, alternating, `rounds` times each: the median
-    and the spread (max / min) of each, and the speed-up of `threads` over one."""
-    times = {1: [], threads: []}
+def interleaved(candidates: dict, rounds: int = 3, min_run_time: float = 0.3, threads: dict | None = None) -> dict:
+    """{name: (median seconds, spread = max / min)} of each callable, timed in turn, `rounds` times;
+    `threads`: the thread count to time each name with (default: the current one)."""
+    current = torch.get_num_threads()
+    times = {name: [] for name in candidates}
     try:
         for _ in range(rounds):
-            for n in times:
-                torch.set_num_threads(n)
-                times[n].append(seconds(step, min_run_time))
+            for name, fn in candidates.items():
+                torch.set_num_threads((threads or {}).get(name, current))
+                times[name].append(seconds(fn, min_run_time))
     finally:
-        torch.set_num_threads(threads)
-    median = {n: sorted(t)[len(t) // 2] for n, t in times.items()}
-    return {"threads": threads, "seconds_one_thread": median[1], "seconds_default": median[threads],
-            "speedup_default_vs_one": median[1] / median[threads],
-            "spread": {str(n): max(t) / min(t) for n, t in times.items()}}
-
-
-def interleaved(candidates: dict, rounds: int = 3, min_run_time: float = 0.3) -> dict:
-    """{name: (median seconds, spread = max / min)} of each callable, timed in turn, `rounds` times."""
-    times = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            times[name].append(seconds(fn, min_run_time))
+        torch.set_num_threads(current)
     return {name: (sorted(t)[len(t) // 2], max(t) / min(t)) for name, t in times.items()}
+
+
+def thread_scaling(step, threads: int, rounds: int = 3, min_run_time: float = 0.5) -> dict:
+    """step() timed with 1 and with `threads` threads, alternating: each one's median and spread (max /
+    min over rounds), and the speed-up of `threads` over one."""
+    timed = interleaved({"one": step, "default": step}, rounds, min_run_time, threads={"one": 1, "default": threads})
+    return {"threads": threads, "seconds_one_thread": timed["one"][0], "seconds_default": timed["default"][0],
+            "speedup_default_vs_one": timed["one"][0] / timed["default"][0],
+            "spread": {"1": timed["one"][1], str(threads): timed["default"][1]}}
 
 
 def step_macs(step) -> int:
@@ -169,7 +167,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
     reference = {"macs_per_s": conv_rate, "memory_format": conv_format, "spread": timed["reference conv"][1]}
 
     threads = torch.get_num_threads()
-    scaling = (thread_scaling(training_step(first_name, cfg, hr, lr), threads)
+    scaling = (thread_scaling(steps[first_name], threads)
                if device.type == "cpu" and threads > 1 else None)
 
     lr_one = torch.rand(1, 3, output_side // 4, output_side // 4, device=device)

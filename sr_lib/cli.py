@@ -88,14 +88,13 @@ def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
     from .data import open_photo
     from .files import writable_folder
     from .methods import METHODS
-    from .models import MAX_TEMPERATURE
+    from .models import check_temperature
     names = list(METHODS) if args.method == "all" else [args.method]
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if args.tile < 16:
         raise ValueError(f"--tile must be at least 16 LR pixels, got {args.tile}")
-    if not 0 <= args.temperature <= MAX_TEMPERATURE:  # NaN fails both comparisons
-        raise ValueError(f"--temperature must be a number from 0 to {MAX_TEMPERATURE}, got {args.temperature}")
+    check_temperature(args.temperature, "--temperature")
     photos = [Path(photo) for photo in args.images]
     for photo in photos:
         open_photo(photo).close()  # exists and is an image, before any work

@@ -138,26 +138,19 @@ def read_photo(source, alpha: str = "keep") -> Photo:
 
 
 def load_folder(path: str | Path, min_side: int) -> dict[str, torch.Tensor]:
-    """Every usable image under `path` (recursively), as (3, H, W) tensors; smaller ones are skipped."""
-    root = Path(path)
-    if not root.is_dir():
-        raise ValueError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
+    """Every usable image under `path` (recursively, see `_image_files`), as (3, H, W) tensors."""
     images = {}
-    for file in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for name, (file, _) in _image_files(Path(path), min_side).items():
         try:
             photo = read_photo(file, alpha="drop")
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError) as error:  # a readable header over a broken body
             warnings.warn(f"{file}: skipped, not a readable image ({error})", stacklevel=2)
             continue
         if photo.mode != "RGB":
             warnings.warn(f"{file}: converting {photo.mode} image to RGB", stacklevel=2)
-        h, w = photo.rgb.shape[-2:]
-        if min(h, w) < min_side:
-            warnings.warn(f"{file}: skipped, {w}x{h} is smaller than {min_side} px", stacklevel=2)
-            continue
-        images[str(file.relative_to(root))] = photo.rgb
+        images[name] = photo.rgb
     if not images:
-        raise ValueError(f"no usable image (RGB, at least {min_side}x{min_side} px) in {root}")
+        raise ValueError(f"no usable image (at least {min_side}x{min_side} px) in {path}")
     return images
 
 
@@ -186,9 +179,9 @@ def training_images(data: str, crop: int) -> dict[str, torch.Tensor]:
     return load_folder(data, crop)
 
 
-def _image_files(root: Path, min_side: int) -> dict[str, Path]:
-    """Every image file under `root` at least min_side px on each side, by its relative name; only headers
-    are read. Unreadable and small files are skipped with a warning."""
+def _image_files(root: Path, min_side: int) -> dict[str, tuple[Path, int]]:
+    """{relative name: (file, its shorter side)} of every image file under `root` at least min_side px on
+    each side; only headers are read. Unreadable and small files are skipped with a warning."""
     if not root.is_dir():
         raise ValueError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
     files = {}
@@ -202,7 +195,7 @@ def _image_files(root: Path, min_side: int) -> dict[str, Path]:
         if min(w, h) < min_side:
             warnings.warn(f"{file}: skipped, {w}x{h} is smaller than {min_side} px", stacklevel=3)
             continue
-        files[str(file.relative_to(root))] = file
+        files[str(file.relative_to(root))] = file, min(w, h)
     if not files:
         raise ValueError(f"no usable image (at least {min_side}x{min_side} px) in {root}")
     return files
@@ -222,11 +215,7 @@ class EvaluationSet:
             self._images, self._files, self.side = bundled_heldout(), {}, HELDOUT_SIDE
         else:
             self._images, self._files = {}, _image_files(Path(data), 32)
-            sizes = []
-            for file in self._files.values():
-                with open_photo(file) as image:
-                    sizes.append(min(image.size))
-            self.side = min(HELDOUT_SIDE, *sizes) // 4 * 4
+            self.side = min(HELDOUT_SIDE, *(side for _, side in self._files.values())) // 4 * 4
         self.names = list(self._images or self._files)
 
     def __len__(self) -> int:
@@ -235,7 +224,7 @@ class EvaluationSet:
     def __iter__(self):
         """(name, (3, side, side) HR image) in a fixed order."""
         for name in self.names:
-            image = self._images[name] if self._images else read_photo(self._files[name], alpha="drop").rgb
+            image = self._images[name] if self._images else read_photo(self._files[name][0], alpha="drop").rgb
             yield name, center_crop(image, self.side)
 
 
@@ -325,7 +314,7 @@ class FolderStream:
 
     def __init__(self, folder: str, crop: int, batch: int, seed: int, workers: int, rank: int = 0,
                  pin_memory: bool = False):
-        self.files = list(_image_files(Path(folder), crop).values())
+        self.files = [file for file, _ in _image_files(Path(folder), crop).values()]
         self.args = (crop, batch, seed, rank)
         self.workers, self.pin_memory = workers, pin_memory
         self.set_state(torch.tensor([0]))

@@ -103,8 +103,9 @@ class Tally:
                 row["lpips"] = sum(lpips_distance(self.perceptual["lpips"], s, hr) for s in samples) / len(samples)
             self.rows.append(row)
         levels = pyramid_descriptors(samples.flatten(0, 1), self.keep, seed=len(self.rows))
-        self.descriptors = ([[level] for level in levels] if self.descriptors is None else
-                            [kept + [level] for kept, level in zip(self.descriptors, levels)])
+        self.descriptors = self.descriptors or [[] for _ in levels]
+        for kept, level in zip(self.descriptors, levels):
+            kept.append(level)
         if self.fid is not None:
             fid_moments(self.perceptual["fid"], [samples[0, 0]], self.fid)
 
@@ -117,16 +118,6 @@ class Tally:
             scores = fid_result(self.fid, originals.fid, self.perceptual["fid_dims"])
             result.update({"fid" if k == "fid" else f"fid_{k}": v for k, v in scores.items()})
         return result
-
-
-def measure(pairs, per_image: list[torch.Tensor], perceptual: dict | None) -> dict:
-    """All quality numbers of one (method, T) from outputs already in memory (see `Tally`)."""
-    keep = max(1, SWD_BUDGET // len(pairs))
-    tally, originals = Tally(keep, perceptual), Tally(keep, perceptual)
-    for (hr, lr), samples in zip(pairs, per_image):
-        tally.add(samples, hr, lr)
-        originals.add(hr[None])
-    return tally.result(originals)
 
 
 def evaluate(checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",

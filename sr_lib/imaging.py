@@ -58,10 +58,10 @@ def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3,
     return x
 
 
-def check_pair(hr: torch.Tensor, lr: torch.Tensor, hr_name: str = "HR image") -> None:
-    """Raise ValueError unless hr is exactly SCALE times lr in both spatial dimensions (hr may be a
-    latent z, named `hr_name`, which has no value range)."""
-    check_images(hr, hr_name, unit_range=hr_name == "HR image")
+def check_pair(hr: torch.Tensor, lr: torch.Tensor, hr_name: str = "HR image", unit_range: bool = True) -> None:
+    """Raise ValueError unless hr is exactly SCALE times lr in both spatial dimensions. hr may be a latent
+    z or a network's output, named `hr_name`, with `unit_range` False: it has no [0, 1] range."""
+    check_images(hr, hr_name, unit_range=unit_range)
     check_images(lr, "LR image")
     if hr.shape[0] != lr.shape[0]:
         raise ValueError(f"{hr_name} and LR batch sizes differ: {hr.shape[0]} vs {lr.shape[0]}")
@@ -116,20 +116,23 @@ def _solve_normal(r: torch.Tensor, hr_size: tuple[int, int], iterations: int) ->
     return w
 
 
+def pseudo_inverse(lr: torch.Tensor, hr_size: tuple[int, int], iterations: int = 50) -> torch.Tensor:
+    """D^+ lr = D^T (D D^T)^-1 lr: the smallest HR-sized image whose degradation is lr."""
+    return degrade_adjoint(_solve_normal(lr, hr_size, iterations), hr_size)
+
+
 def project_consistent(hr: torch.Tensor, lr: torch.Tensor, iterations: int = 50) -> torch.Tensor:
-    """The image nearest to `hr` (least squares) whose degradation is exactly `lr`: hr + D^+(lr - D hr),
-    D^+ = D^T (D D^T)^-1 (Bahat and Michaeli, "Explorable super-resolution", 2020). It changes only what
-    the LR image determines (the range of D^T) and keeps what it leaves open (the null space of D)."""
-    check_pair(hr, lr, hr_name="output")
-    size = tuple(hr.shape[-2:])
-    hr64, lr64 = hr.double(), lr.double()
-    return (hr64 + degrade_adjoint(_solve_normal(lr64 - downsample(hr64), size, iterations), size)).to(hr.dtype)
+    """The image nearest to `hr` (least squares) whose degradation is exactly `lr`: hr + D^+(lr - D hr)
+    (Bahat and Michaeli, "Explorable super-resolution", 2020). It changes only what the LR image
+    determines (the range of D^T) and keeps what it leaves open (the null space of D)."""
+    check_pair(hr, lr, hr_name="output", unit_range=False)
+    hr64 = hr.double()
+    return (hr64 + pseudo_inverse(lr.double() - downsample(hr64), tuple(hr.shape[-2:]), iterations)).to(hr.dtype)
 
 
 def range_and_null(hr: torch.Tensor, iterations: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
     """hr split into the part its LR image determines, D^+ D hr, and the part it leaves open (the rest)."""
     check_images(hr, "HR image", unit_range=False)
-    size = tuple(hr.shape[-2:])
     hr64 = hr.double()
-    part = degrade_adjoint(_solve_normal(downsample(hr64), size, iterations), size)
+    part = pseudo_inverse(downsample(hr64), tuple(hr.shape[-2:]), iterations)
     return part.to(hr.dtype), (hr64 - part).to(hr.dtype)

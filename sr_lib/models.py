@@ -46,6 +46,13 @@ from .imaging import SCALE, check_images, check_pair, upsample
 MAX_TEMPERATURE = 2.0  # the latent's std; far beyond 1 the samples are noise and the inverse leaves its training range
 
 
+def check_temperature(temperature, name: str = "temperature") -> float:
+    """Raise ValueError unless the latent temperature is a number from 0 to MAX_TEMPERATURE (NaN is not)."""
+    if temperature is None or not math.isfinite(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
+        raise ValueError(f"{name} must be a number from 0 to {MAX_TEMPERATURE}, got {temperature}")
+    return temperature
+
+
 def check_matches(x: torch.Tensor, module: nn.Module, name: str) -> None:
     """Raise ValueError unless x has the dtype and device of the module's weights (torch would stop
     deep inside a convolution with a message about 'bias type')."""
@@ -333,7 +340,7 @@ class ConditionalFlow(nn.Module):
 
     def inverse(self, z: torch.Tensor, lr: torch.Tensor, depth: int | None = None):
         """Map z back to HR, undoing the first `depth` steps (all by default)."""
-        check_pair(z, lr, hr_name="latent z")
+        check_pair(z, lr, hr_name="latent z", unit_range=False)
         check_matches(z, self, "latent z")
         base, features = self.base(lr, with_features=True)
         steps = self.steps[:depth]
@@ -363,8 +370,7 @@ class ConditionalFlow(nn.Module):
     def sample(self, lr: torch.Tensor, temperature: float = 0.8, generator: torch.Generator | None = None):
         """One HR sample per LR image at the given latent temperature (0 gives the z = 0 image)."""
         check_images(lr, "LR image")
-        if not math.isfinite(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
-            raise ValueError(f"temperature must be a number from 0 to {MAX_TEMPERATURE}, got {temperature}")
+        check_temperature(temperature)
         n, _, h, w = lr.shape
         z = torch.randn(n, 3, SCALE * h, SCALE * w, generator=generator, dtype=lr.dtype, device=lr.device)
         return self.inverse(temperature * z, lr)[0]

@@ -10,6 +10,7 @@ learns), its median (L1), samples of the posterior itself, the minimum MSE. The 
 networks of y trained in seconds: two regressors, a conditional GAN whose generator, like SRGAN's, has
 no noise input, and a conditional flow on n (in one dimension a flow is an increasing map to a Gaussian).
 """
+import copy
 import math
 
 import numpy as np
@@ -107,7 +108,6 @@ def train_regressor(loss: str, steps: int = 2000, batch: int = 256, seed: int = 
 def train_gan(start: nn.Module, steps: int = 3000, batch: int = 256, seed: int = 0) -> nn.Module:
     """A deterministic generator n_hat(y), like SRGAN's, started from a regressor and trained against a
     conditional discriminator D(y, n) with the non-saturating loss."""
-    import copy
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     g, d = copy.deepcopy(start).train(), mlp(2, 1)

@@ -141,11 +141,14 @@ class _Run:
     The network saved as 'model' is the one the method evaluates with.
     """
 
-    def __init__(self, settings: TrainSettings, trained: dict, kept: dict | None = None):
+    def __init__(self, settings: TrainSettings, trained: dict, kept: dict | None = None,
+                 objectives: dict | None = None):
         self.settings = settings
         self.trained = {name: m.to(settings.device, memory_format=MEMORY_FORMAT) for name, m in trained.items()}
-        # what the update functions call: the same networks, as DistributedDataParallel under torchrun
-        self.parallel = {name: distributed.wrap(m, settings.device, settings.sync_batchnorm)
+        # what the update functions call, as DistributedDataParallel under torchrun: each trained network,
+        # or the module in `objectives` whose forward computes its loss (DDP synchronises a forward)
+        self.parallel = {name: distributed.wrap((objectives or {}).get(name, m), settings.device,
+                                                settings.sync_batchnorm)
                          for name, m in self.trained.items()}
         self.kept = {name: m.to(settings.device, memory_format=MEMORY_FORMAT) for name, m in (kept or {}).items()}
         self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=settings.learning_rate)
@@ -261,7 +264,6 @@ class _Run:
 def train_pixel(settings: TrainSettings) -> Path:
     gen = build("generator", settings.cfg)
     run = _Run(settings, {"model": gen})
-
     forward = precision(settings)
 
     def update(hr, lr):
@@ -384,11 +386,12 @@ def train_adversarial(settings: TrainSettings) -> Path:
         content = content.to(settings.device)
     ema = copy.deepcopy(gen)
     run = _Run(settings, {"generator": gen, "discriminator": disc}, kept={"model": ema})
+    forward = precision(settings)
 
     def update(hr, lr):
         losses = adversarial_step(run.parallel["generator"], run.parallel["discriminator"], run.optimizers["generator"],
                                   run.optimizers["discriminator"], hr, lr, content, settings.adv_weight, settings.clip,
-                                  precision(settings))
+                                  forward)
         if losses is not None:
             update_ema(ema, gen, settings.ema_decay)
         return losses
@@ -412,11 +415,10 @@ def train_likelihood(settings: TrainSettings) -> Path:
     flow = build("flow", settings.cfg)
     if METHODS[settings.method].starts_from:
         flow.freeze_base(starting_generator(settings).state_dict())
-    run = _Run(settings, {"model": flow})
-    objective = distributed.wrap(Likelihood(flow), settings.device)  # a forward DDP can synchronise
+    run = _Run(settings, {"model": flow}, objectives={"model": Likelihood(flow)})
 
     def update(hr, lr):
-        loss = objective(hr, lr)
+        loss = run.parallel["model"](hr, lr)
         grad_norm = guarded_step(run.optimizers["model"], loss, flow.parameters(), settings.clip)
         return None if grad_norm is None else {"bpd": loss.item(), "grad_norm": grad_norm}
     return run.fit(update)

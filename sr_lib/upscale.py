@@ -24,10 +24,11 @@ from .data import read_photo
 from .files import atomic_write
 from .imaging import check_images, upsample
 from .methods import METHODS
-from .models import MAX_TEMPERATURE, ConditionalFlow
+from .models import ConditionalFlow, check_temperature
 
-# LR pixels (a 768 px output tile). A 1500x1000 photo to 6000x4000 peaked at 1.2 GB (SR) and 1.7 GB (flow,
-# whose z for the whole image takes 0.3 GB) of process memory, torch included; --tile 64 saves little more.
+# LR pixels (a 768 px output tile). A 1500x1000 photo to 6000x4000 peaked at 1.2 GB (SR) and 2.5 GB (flow:
+# its z for the whole image, 0.3 GB, and the float64 probe of its receptive field) of process memory,
+# torch included; --tile 96 saved 0.16 GB of it for SR (one thread each).
 DEFAULT_TILE = 192
 
 
@@ -41,15 +42,14 @@ def margin(name: str, model) -> int:
     return math.ceil(field / (2 * SCALE)) + 2
 
 
-def tiled(fn, lr: torch.Tensor, tile: int, pad: int, out: torch.Tensor | None = None, progress: str | None = None):
+def tiled(fn, lr: torch.Tensor, tile: int, pad: int, progress: str | None = None) -> torch.Tensor:
     """fn(lr_tile, (top, left)) -> HR tile, over (tile x tile) LR tiles each widened by `pad` LR pixels
-    (cut back at the image's border); the tiles' centres are assembled into `out`, a (1, 3, 4H, 4W) float
-    tensor by default. A uint8 `out` stores each tile as 8-bit values as soon as it is done: a photo's
-    float output never exists whole."""
+    (cut back at the image's border); the tiles' centres are assembled as 8-bit levels (1, 3, 4H, 4W),
+    each stored as soon as it is done: a photo's float output never exists whole."""
     if tile < 1 or pad < 0:
         raise ValueError(f"tile must be >= 1 and margin >= 0, got {tile} and {pad}")
     _, _, h, w = lr.shape
-    out = torch.empty(1, 3, SCALE * h, SCALE * w, dtype=lr.dtype) if out is None else out
+    out = torch.empty(1, 3, SCALE * h, SCALE * w, dtype=torch.uint8)
     boxes = [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
     for top, left in tqdm(boxes, desc=progress, disable=progress is None or len(boxes) == 1, leave=False):
         t0, l0 = max(0, top - pad), max(0, left - pad)
@@ -57,8 +57,7 @@ def tiled(fn, lr: torch.Tensor, tile: int, pad: int, out: torch.Tensor | None = 
         hr = fn(lr[..., t0:t1, l0:l1], (t0, l0))
         inner = hr[..., SCALE * (top - t0):SCALE * (min(h, top + tile) - t0),
                    SCALE * (left - l0):SCALE * (min(w, left + tile) - l0)]
-        if out.dtype == torch.uint8:
-            inner = to_8bit(inner)
+        inner = to_8bit(inner)
         out[..., SCALE * top:SCALE * top + inner.shape[-2], SCALE * left:SCALE * left + inner.shape[-1]] = inner
     return out
 
@@ -79,18 +78,16 @@ def upscale(name: str, model, lr: torch.Tensor, temperature: float | None = None
         raise ValueError(f"upscale takes one image at a time, got a batch of {lr.shape[0]}")
     method = METHODS[name]
     pad = margin(name, model) if pad is None else pad
-    out = torch.empty(1, 3, SCALE * lr.shape[-2], SCALE * lr.shape[-1], dtype=torch.uint8)
     if not method.stochastic:
-        return tiled(lambda part, _: method.run(model, part, None, None), lr, tile, pad, out, progress)
-    if temperature is None or not math.isfinite(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
-        raise ValueError(f"temperature must be a number from 0 to {MAX_TEMPERATURE}, got {temperature}")
+        return tiled(lambda part, _: method.run(model, part, None, None), lr, tile, pad, progress)
+    check_temperature(temperature)
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(1, 3, SCALE * lr.shape[-2], SCALE * lr.shape[-1], generator=gen).mul_(temperature)
 
     def invert(part, corner):
         top, left = (SCALE * c for c in corner)
         return model.inverse(z[..., top:top + SCALE * part.shape[-2], left:left + SCALE * part.shape[-1]], part)[0]
-    return tiled(invert, lr, tile, pad, out, progress)
+    return tiled(invert, lr, tile, pad, progress)
 
 
 def to_png_array(rgb: torch.Tensor, alpha: torch.Tensor | None, grayscale: bool) -> np.ndarray:

@@ -29,6 +29,7 @@ from .perceptual import hf_energy_ratio
 from .plotting import crop, to_numpy, zoom
 
 DIVERSITY_DRAWS = 4
+YOUR_PHOTO = "your photo (LR)"  # the uploaded photo's caption: the input, not an output
 
 
 def png_bytes(image: torch.Tensor, factor: int = 1) -> bytes:
@@ -244,7 +245,7 @@ class PhotoUpscaler:
         """Use a photo (3, H, W) in [0, 1], centre-cropped to max_side, as the LR input."""
         self.name, self.full_size = name, tuple(photo.shape[-2:])
         self.lr = centre_crop_lr(photo, self.max_side)[None]
-        self.fixed = {"your photo (LR)": F.interpolate(self.lr, scale_factor=SCALE, mode="nearest")[0], **deterministic_outputs(self.models, self.lr)}
+        self.fixed = {YOUR_PHOTO: F.interpolate(self.lr, scale_factor=SCALE, mode="nearest")[0], **deterministic_outputs(self.models, self.lr)}
         self.refresh()
 
     @torch.no_grad()
@@ -256,7 +257,7 @@ class PhotoUpscaler:
             sample = method.run(self.models[self.stochastic], self.lr, self.slider.value, gen).clamp(0, 1)[0]
             self.outputs[label(self.stochastic, self.slider.value)] = sample
         self.lr_psnr = {key: psnr(degrade(image[None]), self.lr, border=1)
-                        for key, image in self.outputs.items() if key != "your photo (LR)"}
+                        for key, image in self.outputs.items() if key != YOUR_PHOTO}
         h, w = self.lr.shape[-2:]
         cropped = "" if (h, w) == self.full_size else f", its central {w}x{h} px used (the notebook stays quick)"
         self.status.value = (f"<b>{self.name}</b>: {self.full_size[1]}x{self.full_size[0]} px{cropped}; outputs "
