@@ -180,6 +180,7 @@ print(f"minimum MSE (exact): {mmse:.3f}; twice it: {2 * mmse:.3f}")
 flow_rows = [rows[f"flow T={t:g}"] for t in temperatures]
 assert abs(rows["L2 regressor"]["mse"] / mmse - 1) < 0.05
 assert abs(rows["exact posterior sample"]["mse"] / (2 * mmse) - 1) < 0.1
+assert 0.05 < rows["exact posterior sample"]["w1"] < 0.07  # the chance level the markdown above quotes (0.06)
 assert abs(rows["flow T=1"]["mse"] / (2 * mmse) - 1) < 0.1
 assert rows["flow T=1"]["w1"] < 1.5 * rows["exact posterior sample"]["w1"] and rows["flow T=1"]["plausible"] > 0.9
 assert rows["L2 regressor"]["plausible"] < 0.35 < 0.9 < min(rows["L1 regressor"]["plausible"], rows["flow T=0"]["plausible"])
@@ -282,7 +283,7 @@ for name, out in made.items():
     print(f"{name:14} LR-PSNR {consistency[name]:6.2f} dB -> projected "
           f"{psnr(degrade(projected), lr, border=1):6.1f} dB; PSNR {psnr(out, hr):.2f} -> {psnr(projected.clamp(0, 1), hr):.2f} dB")
     assert psnr(degrade(projected), lr, border=1) > 100 and psnr(projected, hr) >= psnr(out, hr)
-assert all(40 < value < 46 for value in consistency.values())
+assert all(40 < value < 45 for value in consistency.values())
 
 def largest_gap(tensors: dict) -> float:
     """The largest RMS difference between two of the images, in grey levels."""
