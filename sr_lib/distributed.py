@@ -8,11 +8,13 @@ configuration's batch. Only rank 0 writes checkpoints and history; every rank's 
 go into the checkpoint, so a resumed run with the same number of processes continues exactly. A single
 process (plain `python -m sr_lib train`) is world size 1: nothing here changes it.
 
-If a rank dies, torchrun's agent stops the others; collectives time out after `TIMEOUT` rather than
-hanging forever.
+If a rank fails, it says so in one line (`report_failure`) and torchrun's agent stops the others within
+seconds; its summary names the failed rank and quotes its error (the error file `record` writes).
+Collectives time out after `TIMEOUT` rather than hanging forever should a rank stall without failing.
 """
 import datetime
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -51,6 +53,14 @@ def setup(device: str) -> str:
         device = f"cuda:{local}"
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=TIMEOUT)
     return device
+
+
+def report_failure(error: BaseException, checkpoint) -> None:
+    """On a run of several processes, one line on stderr naming this rank and its error: the first
+    thing to read among the tracebacks of every rank."""
+    if launched():
+        print(f"error: rank {rank()} of {world_size()} failed ({type(error).__name__}: {error}); torchrun "
+              f"stops the other ranks; {checkpoint} holds the last checkpoint written before", file=sys.stderr)
 
 
 def teardown() -> None:

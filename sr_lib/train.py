@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.distributed.elastic.multiprocessing.errors import record
 from tqdm.auto import tqdm
 
 from . import distributed
@@ -432,6 +433,7 @@ def stream_seed(seed: int, step: int = 0) -> int:
     return seed + 1_000_003 * distributed.rank() + 7_919 * step
 
 
+@record  # under torchrun: the error goes into the file torchrun's failure summary quotes
 def train(settings: TrainSettings) -> Path:
     """Train settings.method with its objective's loop; returns the checkpoint's path. Under torchrun
     every process runs this; they join one process group first (`distributed.setup`)."""
@@ -439,5 +441,8 @@ def train(settings: TrainSettings) -> Path:
     try:
         torch.manual_seed(settings.seed)  # before any network is built: initial weights are reproducible
         return LOOPS[METHODS[settings.method].objective](settings)
+    except Exception as error:
+        distributed.report_failure(error, checkpoint_path(settings.out, settings.method))
+        raise
     finally:
         distributed.teardown()
