@@ -51,7 +51,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # generator is rewarded for the reverse; $\lambda$ = 0.005, ESRGAN's), and two stabilisers from later work:
 # a spectrally normalised $D$ (Miyato et al. 2018) and an exponential moving average of the generator's
 # weights as the model we evaluate. `sr_lib/train.py` and the `Discriminator` docstring in
-# `sr_lib/models.py` say why for each.
+# `sr_lib/models.py` say why for each. Our content term is L1 plus two small terms against what invented
+# detail must not do, which "A failure mode you can see" below shows.
 #
 # This notebook loads the shipped checkpoints (the `cpu` configuration, trained on the bundled photographs
 # by `sr_lib/checkpoints/cpu/TRAIN.sh`); set `RETRAIN = True` to train them again here.
@@ -68,10 +69,10 @@ from sr_lib.checkpoint import DEFAULT_CHECKPOINTS, load_checkpoint, load_model
 from sr_lib.config import get_config
 from sr_lib.data import HELDOUT_DETAIL, RandomCrops, bundled_heldout, bundled_training_images
 from sr_lib.exercises import check_discriminator_loss, check_generator_loss
-from sr_lib.imaging import degrade, upsample
+from sr_lib.imaging import degrade
 from sr_lib.methods import label, load_methods, super_resolve
-from sr_lib.metrics import psnr
-from sr_lib.perceptual import hf_energy_ratio
+from sr_lib.metrics import grid_pattern, lattice, psnr
+from sr_lib.perceptual import hf_energy_ratio, swd
 from sr_lib.plotting import image_rows, plot_history
 from sr_lib.train import TrainSettings, train
 
@@ -113,22 +114,25 @@ if RETRAIN or fast_mode() or not (checkpoints / "srgan.pt").exists():
     if not fast_mode():
         checkpoints = run_dir
 sr_payload, srgan_payload = load_checkpoint(checkpoints / "sr.pt", "sr"), load_checkpoint(checkpoints / "srgan.pt", "srgan")
+srgan_settings = srgan_payload["settings"]
 print(f"SR trained {sr_payload['step']} steps, SRGAN {srgan_payload['step']} steps, content loss "
-      f"{srgan_payload['settings']['content']}, adversarial weight {srgan_payload['settings']['adv_weight']}")
+      f"{srgan_settings['content']} + {srgan_settings['grid_weight']} x grid term + "
+      f"{srgan_settings['consistency_weight']} x LR-consistency term, adversarial weight {srgan_settings['adv_weight']}")
 
 # %% [markdown]
 # ## Loss curves
 # Left: the pixel-loss pre-training, a smooth descent. Then adversarial training, each quantity on its
-# own axis: the generator's content loss (L1), the discriminator's loss, and D's two relativistic
-# verdicts: how likely a real crop looks more real than the average generated one, and the reverse.
-# Unlike a single objective, none of these has to fall: they describe a game.
+# own axis: the generator's content loss (L1 plus the two terms introduced below), the discriminator's
+# loss, and D's two relativistic verdicts: how likely a real crop looks more real than the average
+# generated one, and the reverse. Unlike a single objective, none of these has to fall: they describe a
+# game.
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
 plot_history(sr_payload["history"], ["l1"], axes[0], log=True, ylabel="mean |error| (pixel values 0-1)")
 axes[0].set_title("SR pre-training: L1")
-plot_history(srgan_payload["history"], ["content"], axes[1], ylabel="mean |error| (pixel values 0-1)")
-axes[1].set_title("SRGAN: content loss (L1)")
+plot_history(srgan_payload["history"], ["content"], axes[1], ylabel="L1 + weighted terms (pixel values 0-1)")
+axes[1].set_title("SRGAN: content loss")
 plot_history(srgan_payload["history"], ["d_loss"], axes[2], ylabel="relativistic BCE (nats)")
 axes[2].set_title("SRGAN: discriminator loss")
 plot_history(srgan_payload["history"], ["d_real", "d_fake"], axes[3], ylabel="probability")
@@ -254,39 +258,65 @@ assert gain > 1 and sharpness["SRGAN"] > sharpness["SR"] and psnr(gan_out[0], hr
 # %% [markdown]
 # ## A failure mode you can see
 # A deterministic generator pushed towards texture has one cheap way to add it: the same small pattern in
-# every LR pixel's 4x4 block of output pixels, a lattice of dots. Look at the zoomed crops above (the row
-# of pixels just above the glasses frame) and at the crops below. One number measures it: take the detail that the LR
-# image cannot carry (the image minus its bicubic round trip), average it separately over each of the 16
-# positions within the 4x4 blocks, and take the spread of those 16 averages. A natural image's detail
-# does not care where the LR pixel grid lies; a lattice does.
+# every LR pixel's 4x4 block of output pixels, a lattice of dots. One number measures it: take the detail
+# that the LR image cannot carry (the image minus its bicubic round trip), average it separately over each
+# of the 16 positions within the 4x4 blocks (`grid_pattern` in `sr_lib/metrics.py`), and take the spread
+# of those 16 averages (`lattice`, in grey levels). A natural image's detail does not care where the LR
+# pixel grid lies; a lattice does.
+#
+# Beside the shipped SRGAN we load one trained by the same recipe, from the same SR generator, without
+# the one term of its loss that is there against the lattice (`ablations/srgan_no_grid_term.pt`, made by
+# `TRAIN.sh`).
 
 # %%
-def lattice(x: torch.Tensor) -> float:
-    """Spread over the 16 positions within each LR pixel's 4x4 block of the mean undetermined detail
-    (grey levels 0-255)."""
-    detail = x - upsample(degrade(x))
-    positions = torch.stack([detail[..., i::4, j::4].mean(dim=(-2, -1)) for i in range(4) for j in range(4)])
-    return positions.std(0).mean().item() * 255
-
-
+ablation = load_model(DEFAULT_CHECKPOINTS / "ablations" / "srgan_no_grid_term.pt", "srgan")[0]
 hr = torch.stack(list(faces.values()))
-lattices = {"original": lattice(hr), "SR (no GAN)": lattice(sr_out[0]), "SRGAN": lattice(gan_out[0])}
+with torch.no_grad():
+    no_term_out = ablation(degrade(hr)).clamp(0, 1)
+outputs = {"original": hr, "SR (no GAN)": sr_out[0], "SRGAN without the grid term": no_term_out,
+           "SRGAN": gan_out[0]}
+lattices = {name: lattice(x) for name, x in outputs.items()}
+swds = {name: swd(x, hr)["swd"] for name, x in outputs.items() if name.startswith("SRGAN")}
 for name, value in lattices.items():
-    print(f"{name:12} lattice {value:.2f} grey levels")
-fig = image_rows({"grace_hopper": {"SR (no GAN)": sr_out[0, 1], "SRGAN": gan_out[0, 1], "original": hr[1]}},
-                 boxes=HELDOUT_DETAIL)
+    print(f"{name:28} lattice {value:.2f} grey levels" + (f", SWD {swds[name]:.1f}" if name in swds else ""))
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
+patterns = {name: grid_pattern(x).mean(dim=(0, 1)).view(4, 4) * 255 for name, x in outputs.items()}
+limit = max(p.abs().max().item() for p in patterns.values())
+for ax, (name, pattern) in zip(axes, patterns.items()):
+    shown = ax.imshow(pattern - pattern.mean(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_title(f"{name}\nlattice {lattices[name]:.2f}", fontsize=10)
+    ax.set_xticks(range(4))
+    ax.set_yticks(range(4))
+fig.colorbar(shown, ax=axes, label="mean detail (grey levels)")
 plt.show()
-assert lattices["SRGAN"] > 2 * lattices["original"] and lattices["SR (no GAN)"] < lattices["original"]
+fig = image_rows({"grace_hopper": {"SRGAN without the grid term": no_term_out[1], "SRGAN": gan_out[0, 1],
+                                   "original": hr[1]}}, boxes=HELDOUT_DETAIL)
+plt.show()
+assert lattices["SRGAN without the grid term"] > 3 * lattices["original"]
+assert lattices["SRGAN"] < 1.5 * lattices["original"] and lattices["SR (no GAN)"] < lattices["original"]
+assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free perception measure prefers the dots"
 
 # %% [markdown]
-# SRGAN's output depends on the position within the LR pixel grid more than twice as much as the
-# original does; the pixel-loss SR, which has no reason to invent anything, less than the original. With
-# tens of thousands of training faces and a perceptual (VGG) loss, SRGAN's inventions follow the image
-# better; on four photographs and a CPU budget the discriminator still rewards some lattice. What we built
-# against it is in `sr_lib/train.py` and `sr_lib/data.py`: a spectrally normalised discriminator learning
-# 4x faster, shifted windows so it sees the lattice at every phase, a moving average of the generator's
-# weights, training photographs without colour noise, and a small adversarial weight. The lattice above is
-# what remains.
+# Trained without the term, SRGAN's output depends on the position within the LR pixel grid more than
+# three times as much as the original does: its 4x4 averages (the squares above, both faces and all
+# colours averaged) are far from flat, and in the zoomed crop it is a grain of dots over skin and hair. Per
+# pixel that is a grey level or two, too little for the per-pixel L1 loss to notice, and on four
+# photographs the discriminator does not learn to reject it. The term (`grid_loss` in `sr_lib/train.py`)
+# compares the output's 16 averages with the original crop's: averaged over a crop's blocks first, a
+# pattern repeated in every block adds up, while natural texture, in no fixed place, averages out. With it,
+# SRGAN's lattice is no more than one and a half times the original's, and the pixel-loss SR, which has no
+# reason to invent anything, stays below the original's.
+#
+# Notice the SWD column: notebook 05's weight-free perception measure scores the version *with* the dots
+# as the more natural one. SWD compares the statistics of 7x7 neighbourhoods, and dots are texture of a
+# kind; it has no notion of "the same pattern in every block". No single number catches every artefact,
+# which is why you look at the crops as well as the table.
+#
+# Two more guards are built in. Each pixel shuffle of the generator is followed by a 2x2 average
+# (`ZeroOrderHold` in `sr_lib/models.py`), so that a flat input gives a flat output whatever the four
+# sub-pixel kernels learn; the ablation has it too, so it does not stop this lattice on its own (the dots
+# sit in textured regions). And a third term of the content loss keeps SRGAN's output consistent with its
+# LR input, which the invented detail could otherwise change.
 #
 # **Take-aways.** The GAN gives sharper textures than the pixel loss, at the cost of a second network,
 # a hyper-parameter ($\lambda$) that decides between blur and artefacts, and a training curve that does
@@ -298,10 +328,11 @@ assert lattices["SRGAN"] > 2 * lattices["original"] and lattices["SR (no GAN)"] 
 #   crops look like, with invented detail.
 # * A discriminator is only useful if it separates: measured here as the probability that it scores a
 #   real crop above a generated one.
-# * GAN artefacts are measurable: the LR-grid lattice above.
+# * GAN artefacts are measurable, and a loss term aimed at one can remove it: the LR-grid lattice above.
 #
 # ## Going further
 # * Ledig et al., [Photo-realistic single image super-resolution using a GAN](https://arxiv.org/abs/1609.04802) (SRGAN), CVPR 2017.
 # * Wang et al., [ESRGAN](https://arxiv.org/abs/1809.00219), ECCV workshops 2018: the relativistic loss and the training recipe used here.
 # * Goodfellow et al., [Generative adversarial nets](https://arxiv.org/abs/1406.2661), NeurIPS 2014: the non-saturating loss of Exercise 3.2.
-# * Try: set `adv_weight` in `sr_lib/methods.py` to 0.02 and retrain (`RETRAIN = True`): the lattice grows.
+# * Try: retrain (`RETRAIN = True`) with `TrainSettings("srgan", cfg, run_dir, steps[1], grid_weight=0)` and
+#   compare its lattice with the ablation's; then with `adv_weight=0.02` (four times ESRGAN's): colour speckle.

@@ -7,7 +7,9 @@
   and its *efficiency*: the multiply-accumulates the step does (forward and backward, as
   `torch.utils.flop_counter` counts them), per second, over the rate of a large 64-channel 3x3
   convolution in its fastest memory format (`reference_conv`): 1 would be every layer as fast as the
-  best-case convolution. The steps and the reference are timed interleaved, round after round, and each
+  best-case convolution; beside it, what a 3x3 conv of the generator trunk's own width and LR crop size
+  reaches on the same scale, the ceiling narrow layers on small crops put on every step. The steps and the
+  references are timed interleaved, round after round, and each
   reports its median and spread (max / min over rounds), so another job slowing the machine for a while
   slows all of them, not one;
 * inference seconds per output megapixel of every method at a 256 px output, relative to bicubic;
@@ -18,18 +20,20 @@
 Weights are untrained: speed does not depend on their values. Timings are medians of
 `torch.utils.benchmark` blocks, the methods measured one after another in the same run.
 """
+import time
+
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import Config
-from .imaging import degrade
+from .config import SCALE, Config
+from .imaging import degrade, trusted_inputs
 from .invertibility import randomize_couplings
 from .logdet import compare_logdet_cost
 from .methods import METHODS, STUDY_TEMPERATURE
 from .models import AffineCoupling, build
 from .timing import seconds
-from .train import MEMORY_FORMAT, adversarial_step, guarded_step
+from .train import MEMORY_FORMAT, Likelihood, adversarial_step, guarded_step, srgan_content
 
 
 def saved_activation_bytes(step) -> int:
@@ -60,9 +64,10 @@ def _peak(device, fn) -> int | None:
     return torch.cuda.max_memory_allocated(device)
 
 
-def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor):
+def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor, compiled: bool = False):
     """A callable doing one training update of method `name` (its objective's loss and optimizer step), in
-    the memory order training uses."""
+    the memory order training uses; compiled=True: the flow's loss through torch.compile, as `train
+    --compile` runs it."""
     method = METHODS[name]
     hr, lr = (t.contiguous(memory_format=MEMORY_FORMAT) for t in (hr, lr))
     net = build(method.network, cfg).to(hr.device, memory_format=MEMORY_FORMAT)
@@ -74,10 +79,18 @@ def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor):
     if method.objective == "adversarial":
         disc = build("discriminator", cfg).to(hr.device, memory_format=MEMORY_FORMAT)
         opt_d = torch.optim.Adam(disc.parameters())
-        return lambda: adversarial_step(net, disc, opt, opt_d, hr, lr, F.l1_loss, method.adv_weight, method.clip)
-    if method.objective == "likelihood":
-        return lambda: guarded_step(opt, net.bits_per_dim(hr, lr).mean(), net.parameters(), method.clip)
-    return lambda: guarded_step(opt, F.l1_loss(net(lr), hr), net.parameters(), method.clip)
+        content = srgan_content(F.l1_loss, method.grid_weight or 0.0, method.consistency_weight or 0.0)
+        step = lambda: adversarial_step(net, disc, opt, opt_d, hr, lr, content, method.adv_weight, method.clip)  # noqa: E731
+    elif method.objective == "likelihood":
+        loss = torch.compile(Likelihood(net)) if compiled else Likelihood(net)
+        step = lambda: guarded_step(opt, loss(hr, lr), net.parameters(), method.clip)  # noqa: E731
+    else:
+        step = lambda: guarded_step(opt, F.l1_loss(net(lr), hr), net.parameters(), method.clip)  # noqa: E731
+
+    def trusted_step():  # as in training: no value checks (host synchronisations) inside the step
+        with trusted_inputs():
+            return step()
+    return trusted_step
 
 
 def interleaved(candidates: dict, rounds: int = 3, min_run_time: float = 0.3, threads: dict | None = None) -> dict:
@@ -132,10 +145,21 @@ def reference_conv(device: torch.device, batch: int = 8, side: int = 64, channel
     return options[best][1], macs, best
 
 
-def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = None, logdet_sides=(2, 4, 8, 12),
-          output_side: int = 256, min_run_time: float = 1.0) -> dict:
+COMPILED = "flow, compiled"
+
+
+def _label(name: str) -> str:
+    return METHODS[name].label if name in METHODS else name
+
+
+def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int | None = None,
+          logdet_sides=(2, 4, 8, 12), output_side: int = 256, min_run_time: float = 1.0,
+          compile_flow: bool = False) -> dict:
+    """Every measurement of the module docstring, for training steps of `batch` crops of `crop` px (default:
+    the configuration's, what training runs). compile_flow=True also times the flow's step compiled
+    (`train --compile`), after one call that compiles it (its seconds are reported)."""
     device = torch.device(device)
-    crop = crop or cfg.crop
+    batch, crop = batch or cfg.batch, crop or cfg.crop
     torch.manual_seed(0)
     hr = torch.rand(batch, 3, crop, crop, device=device)
     lr = degrade(hr)
@@ -150,21 +174,35 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
             step()
             _sync(device)
         steps[name] = synced
+    compile_seconds = None
+    if compile_flow:
+        compiled = training_step("flow", cfg, hr, lr, compiled=True)
+        start = time.perf_counter()
+        compiled()
+        compile_seconds = time.perf_counter() - start
+        steps[COMPILED] = lambda: (compiled(), _sync(device))
     conv, conv_macs, conv_format = reference_conv(device)
-    timed = interleaved({"reference conv": conv, **steps}, min_run_time=min_run_time / 3)
+    # the ceiling of this configuration: its generator trunk's 3x3 conv, at its width and LR crop size
+    trunk, trunk_macs, _ = reference_conv(device, batch, crop // SCALE, cfg.gen_channels)
+    timed = interleaved({"reference conv": conv, "trunk conv": trunk, **steps}, min_run_time=min_run_time / 3)
     conv_rate = conv_macs / timed["reference conv"][0]
     training, first_name = {}, next(iter(steps))
     for name, synced in steps.items():
         t, spread = timed[name]
+        eager = name != COMPILED  # the compiled step's kernels are not aten ops to count: the eager flow's MACs
         training[name] = {"hr_pixels_per_s": batch * crop * crop / t, "spread": spread,
-                          "saved_activation_bytes": saved_activation_bytes(synced),
-                          "macs_per_step": step_macs(synced), "peak_bytes": _peak(device, synced)}
+                          "saved_activation_bytes": saved_activation_bytes(synced) if eager else None,
+                          "macs_per_step": step_macs(synced) if eager else training["flow"]["macs_per_step"],
+                          "peak_bytes": _peak(device, synced)}
         training[name]["efficiency"] = training[name]["macs_per_step"] / t / conv_rate
     first = training[first_name]
     for row in training.values():
         row["throughput_vs_first"] = row["hr_pixels_per_s"] / first["hr_pixels_per_s"]
-        row["activations_vs_first"] = row["saved_activation_bytes"] / first["saved_activation_bytes"]
-    reference = {"macs_per_s": conv_rate, "memory_format": conv_format, "spread": timed["reference conv"][1]}
+        row["activations_vs_first"] = (row["saved_activation_bytes"] / first["saved_activation_bytes"]
+                                       if row["saved_activation_bytes"] is not None else None)
+    reference = {"macs_per_s": conv_rate, "memory_format": conv_format, "spread": timed["reference conv"][1],
+                 "trunk_conv_vs_reference": trunk_macs / timed["trunk conv"][0] / conv_rate,
+                 "trunk_conv_shape": [batch, cfg.gen_channels, crop // SCALE, crop // SCALE]}
 
     threads = torch.get_num_threads()
     scaling = (thread_scaling(steps[first_name], threads)
@@ -191,6 +229,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int = 4, crop: int | None = N
     return {"config": cfg.name, "device": str(device), "torch_threads": torch.get_num_threads(),
             "batch": batch, "crop": crop, "output_side": output_side,
             "logdet": logdet, "reference_conv": reference, "training": training, "thread_scaling": scaling,
+            "compile_seconds": compile_seconds,
             "inference": inference}
 
 
@@ -205,13 +244,17 @@ def format_bench(result: dict) -> str:
                  f"(ratios vs. {METHODS[first].label}):")
     for name, row in result["training"].items():
         peak = f", peak {row['peak_bytes'] / mib:.1f} MiB" if row["peak_bytes"] is not None else ""
-        lines.append(f"  {METHODS[name].label:14} {row['hr_pixels_per_s']:12,.0f} HR px/s ({row['throughput_vs_first']:.2f}x, "
-                     f"spread {row['spread']:.2f}), activations kept {row['saved_activation_bytes'] / mib:7.1f} MiB "
-                     f"({row['activations_vs_first']:.2f}x){peak}")
+        kept = (f"activations kept {row['saved_activation_bytes'] / mib:7.1f} MiB ({row['activations_vs_first']:.2f}x)"
+                if row["saved_activation_bytes"] is not None else
+                f"compiled in {result['compile_seconds']:.0f} s, {row['hr_pixels_per_s'] / result['training']['flow']['hr_pixels_per_s']:.2f}x the eager flow")
+        lines.append(f"  {_label(name):14} {row['hr_pixels_per_s']:12,.0f} HR px/s ({row['throughput_vs_first']:.2f}x, "
+                     f"spread {row['spread']:.2f}), {kept}{peak}")
     ref = result["reference_conv"]
     lines.append(f"efficiency (MACs per second of the step, forward + backward, over a 64-channel 3x3 conv's "
                  f"{ref['macs_per_s'] / 1e9:.0f} GMAC/s in {ref['memory_format']}):")
-    lines += [f"  {METHODS[name].label:14} {row['efficiency']:.2f}" for name, row in result["training"].items()]
+    lines += [f"  {_label(name):14} {row['efficiency']:.2f}" for name, row in result["training"].items()]
+    lines.append(f"  (a 3x3 conv of the generator trunk's shape {tuple(ref['trunk_conv_shape'])} alone reaches "
+                 f"{ref['trunk_conv_vs_reference']:.2f})")
     scaling = result["thread_scaling"]
     if scaling:
         lines.append(f"  {METHODS[first].label} step with {scaling['threads']} threads vs. 1: "

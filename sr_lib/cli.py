@@ -57,7 +57,8 @@ def cmd_train(args) -> None:
     settings = TrainSettings(args.method, get_config(args.config), args.out, args.steps, data=args.data,
                              learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                              content=args.content, device=_device(args.device), sync_batchnorm=args.sync_bn,
-                             save_every=args.save_every, workers=args.workers, bf16=args.bf16)
+                             save_every=args.save_every, workers=args.workers, bf16=args.bf16,
+                             compile=args.compile, grid_weight=args.grid_weight)
     path = train(settings)
     if is_main():
         print(f"wrote {path}")
@@ -65,7 +66,10 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate, format_table, load_perceptual
-    result = evaluate(args.checkpoints, args.data, load_perceptual())
+    from .distributed import is_main
+    result = evaluate(args.checkpoints, args.data, load_perceptual(), progress=True)
+    if not is_main():  # under torchrun every rank has the table; rank 0 prints it
+        return
     if args.json:
         _print_json(result)
         return
@@ -78,7 +82,10 @@ def cmd_evaluate(args) -> None:
 def cmd_report(args) -> None:
     from .evaluate import load_perceptual
     from .report import markdown_table, report
-    result = report(args.out, args.checkpoints, args.data, load_perceptual(fid_dims=args.fid_dims))
+    from .distributed import is_main
+    result = report(args.out, args.checkpoints, args.data, load_perceptual(fid_dims=args.fid_dims), progress=True)
+    if not is_main():
+        return
     print(markdown_table(result))
     print(f"wrote comparison.png, perception_distortion.png, table.md, table.json to {args.out}")
 
@@ -156,10 +163,10 @@ def cmd_weights(args) -> None:
 
 def cmd_bench(args) -> None:
     from .bench import bench, format_bench
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     device = _device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop)
+    result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop, compile_flow=args.compile)
     _print_json(result) if args.json else print(format_bench(result))
 
 
@@ -196,18 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the method's, methods.py)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--content", choices=["l1", "vgg"], default="l1", help="srgan content loss")
+    p.add_argument("--grid-weight", type=float, default=None,
+                   help="srgan: weight of the LR-grid lattice term (default: the method's, methods.py; 0 turns it off)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="start again although --out holds a checkpoint")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its own GPU)")
     p.add_argument("--save-every", type=int, default=200, help="write the checkpoint every N steps (and at the end)")
     p.add_argument("--bf16", action="store_true", help="sr and srgan: forward passes in bfloat16 autocast")
+    p.add_argument("--compile", action="store_true",
+                   help="flow: compile its training step with torch.compile (a minute or so first, then faster)")
     p.add_argument("--workers", type=int, default=0,
                    help="with --data FOLDER: decode images on the fly in N processes instead of loading the folder")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun on GPUs: BatchNorm statistics over the global batch (see distributed.py)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="every measure of every method on the evaluation images")
+    p = sub.add_parser("evaluate", help="every measure of every method on the evaluation images "
+                                         "(several processes: torchrun --nproc_per_node N -m sr_lib evaluate ...)")
     p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS), help="folder with the methods' <name>.pt")
     p.add_argument("--data", default="bundled-heldout", help="'bundled-heldout' or an image folder (used whole)")
     p.add_argument("--json", action="store_true")
@@ -224,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and memory ratios of the methods, measured in one run")
     p.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=int, default=None, help="training batch (default: the config's)")
     p.add_argument("--crop", type=int, default=None, help="HR crop side (default: the config's)")
+    p.add_argument("--compile", action="store_true", help="also time the flow's training step compiled (train --compile)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

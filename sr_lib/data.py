@@ -221,11 +221,15 @@ class EvaluationSet:
     def __len__(self) -> int:
         return len(self.names)
 
+    def read(self, name: str) -> torch.Tensor:
+        """The (3, side, side) HR image of that name."""
+        image = self._images[name] if self._images else read_photo(self._files[name][0], alpha="drop").rgb
+        return center_crop(image, self.side)
+
     def __iter__(self):
-        """(name, (3, side, side) HR image) in a fixed order."""
+        """(name, HR image) in a fixed order."""
         for name in self.names:
-            image = self._images[name] if self._images else read_photo(self._files[name][0], alpha="drop").rgb
-            yield name, center_crop(image, self.side)
+            yield name, self.read(name)
 
 
 def evaluation_images(data: str) -> dict[str, torch.Tensor]:

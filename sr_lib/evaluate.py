@@ -20,7 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .complexity import audit
 from .data import EvaluationSet
@@ -85,16 +87,20 @@ def _mean(values: list[dict]) -> dict:
 
 class Tally:
     """One row's measures, gathered image by image: per-image numbers (distortion, diversity, sharpness,
-    LPIPS), the SWD descriptors (at most `keep` per image, sample and level) and FID's feature moments
-    (of each image's first sample). The originals are a Tally too, fed `hr` as their only sample."""
+    LPIPS), the SWD descriptors (at most `keep` per image, sample and level, chosen with the image's index
+    as seed) and FID's feature moments (of each image's first sample). The originals are a Tally too, fed
+    `hr` as their only sample. Under torchrun each rank tallies its share of the images, and `merged`
+    puts the shares together in image order: the same numbers as one process (FID up to float rounding)."""
 
     def __init__(self, keep: int, perceptual: dict | None):
         self.keep, self.perceptual = keep, perceptual or {}
-        self.rows, self.descriptors = [], None
+        self.images, self.rows, self.descriptors = [], [], []  # image indices; per image: a row, per-level descriptors
         self.fid = FeatureMoments() if self.perceptual.get("fid") is not None else None
 
-    def add(self, samples: torch.Tensor, hr: torch.Tensor | None = None, lr: torch.Tensor | None = None) -> None:
-        """samples (S, 1, 3, H, W) of one image; with hr and lr, also the per-image numbers."""
+    def add(self, index: int, samples: torch.Tensor, hr: torch.Tensor | None = None,
+            lr: torch.Tensor | None = None) -> None:
+        """samples (S, 1, 3, H, W) of image number `index`; with hr and lr, also the per-image numbers."""
+        self.images.append(index)
         if hr is not None:
             row = _mean([distortion(s, hr, lr) for s in samples])
             row["diversity"] = diversity(samples) if len(samples) > 1 else 0.0
@@ -102,17 +108,32 @@ class Tally:
             if self.perceptual.get("lpips") is not None:
                 row["lpips"] = sum(lpips_distance(self.perceptual["lpips"], s, hr) for s in samples) / len(samples)
             self.rows.append(row)
-        levels = pyramid_descriptors(samples.flatten(0, 1), self.keep, seed=len(self.rows))
-        self.descriptors = self.descriptors or [[] for _ in levels]
-        for kept, level in zip(self.descriptors, levels):
-            kept.append(level)
+        self.descriptors.append(pyramid_descriptors(samples.flatten(0, 1), self.keep, seed=index))
         if self.fid is not None:
             fid_moments(self.perceptual["fid"], [samples[0, 0]], self.fid)
 
+    def merged(self) -> "Tally":
+        """All ranks' tallies of this row as one, in image order (itself for one process; a collective)."""
+        parts = distributed.gather(self)
+        if len(parts) == 1:
+            return self
+        whole = Tally(self.keep, self.perceptual)
+        order = sorted((index, part, i) for part in parts for i, index in enumerate(part.images))
+        whole.images = [index for index, _, _ in order]
+        whole.descriptors = [part.descriptors[i] for _, part, i in order]
+        whole.rows = [part.rows[i] for _, part, i in order] if self.rows else []
+        if self.fid is not None:
+            for part in parts:
+                whole.fid.merge(part.fid)
+        return whole
+
+    def __getstate__(self):  # what `gather` sends: no models
+        return {**self.__dict__, "perceptual": {}}
+
     def result(self, originals: "Tally") -> dict:
         result = _mean(self.rows)
-        found = swd_from_descriptors([torch.cat(d) for d in self.descriptors],
-                                     [torch.cat(d) for d in originals.descriptors])
+        found = swd_from_descriptors([torch.cat(level) for level in zip(*self.descriptors)],
+                                     [torch.cat(level) for level in zip(*originals.descriptors)])
         result.update({"swd": found["swd"], "swd_levels": found["levels"]})
         if self.fid is not None:
             scores = fid_result(self.fid, originals.fid, self.perceptual["fid_dims"])
@@ -121,32 +142,53 @@ class Tally:
 
 
 def evaluate(checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",
-             perceptual: dict | None = None, temperatures=TEMPERATURES, seed: int = 0, with_outputs: int = 0):
+             perceptual: dict | None = None, temperatures=TEMPERATURES, seed: int = 0, with_outputs: int = 0,
+             progress: bool = False):
     """The result table (a JSON-able dict), streaming over the images. with_outputs=k also returns
-    (pairs, outputs) of the first k images, for figures.
+    (pairs, outputs) of the first k images, for figures; progress=True shows a progress bar (stderr).
 
     `perceptual` as from `load_perceptual()` (the default); pass {'lpips': None, 'fid': None,
-    'unavailable': {...}} to skip the weight-based measures."""
+    'unavailable': {...}} to skip the weight-based measures.
+
+    Under torchrun (`torchrun --nproc_per_node N -m sr_lib evaluate ...`, gloo) rank r evaluates images
+    r, r + N, r + 2N, ... and every rank returns the whole table: on a many-core machine N processes of
+    one thread each outrun one process of N threads on these small convolutions (see `threads.py`)."""
     perceptual = perceptual if perceptual is not None else load_perceptual()
     models = load_methods(checkpoints)
     images = EvaluationSet(data)
+    distributed.setup("cpu")
+    try:
+        return _evaluate_share(models, images, data, checkpoints, perceptual, temperatures, seed, with_outputs,
+                               progress)
+    finally:
+        distributed.teardown()
+
+
+def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures, seed, with_outputs, progress):
     keep = max(1, SWD_BUDGET // len(images))
-    originals, tallies, pairs, outputs, costs = Tally(keep, perceptual), {}, [], {}, None
-    for index, (_, hr) in enumerate(images):
-        hr = hr[None]
+    rank, ranks = distributed.rank(), distributed.world_size()
+    if ranks > len(images):
+        raise ValueError(f"{ranks} processes for {len(images)} evaluation images: use at most one per image")
+    originals, tallies, shown, costs = Tally(keep, perceptual), {}, {}, None
+    for index in tqdm(range(rank, len(images), ranks), desc="evaluate", unit="image",
+                      disable=not (progress and distributed.is_main())):
+        hr = images.read(images.names[index])[None]
         lr = degrade(hr)
         if costs is None:  # once, on the first image, not per T
             costs = {name: cost(name, model, lr) for name, model in models.items()}
-        originals.add(hr[None])
+        originals.add(index, hr[None])
         for name, t, samples in super_resolve(models, lr, temperatures, seed=seed):
-            tallies.setdefault((name, t), Tally(keep, perceptual)).add(samples, hr, lr)
+            tallies.setdefault((name, t), Tally(keep, perceptual)).add(index, samples, hr, lr)
             if index < with_outputs:
-                outputs.setdefault((name, t), []).append(samples)
-        if index < with_outputs:
-            pairs.append((hr, lr))
+                shown.setdefault(index, (hr, lr, {}))[2][name, t] = samples
+    costs = distributed.gather(costs)[0]  # rank 0's timings
+    shown = {index: item for part in distributed.gather(shown) for index, item in part.items()}
+    pairs = [shown[index][:2] for index in sorted(shown)]
+    outputs = {key: [shown[index][2][key] for index in sorted(shown)] for key in tallies}
+    originals = originals.merged()
     rows = []
     for (name, t), tally in tallies.items():
-        row = {"method": name, "temperature": t, **tally.result(originals), **costs[name]}
+        row = {"method": name, "temperature": t, **tally.merged().result(originals), **costs[name]}
         shows_study = METHODS[name].study and (t is None or t == STUDY_TEMPERATURE)
         row["study"] = METHODS[name].study if shows_study else None
         rows.append(row)
@@ -154,7 +196,7 @@ def evaluate(checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled
               "unavailable": perceptual["unavailable"],
               "fid_protocol": {"dims": perceptual.get("fid_dims", FID_DIMS), "patch": 64, "stride": 32},
               "swd_protocol": {"descriptors_per_image_and_level": keep, "budget": SWD_BUDGET},
-              "rows": rows}
+              "processes": ranks, "rows": rows}
     return (result, pairs, outputs) if with_outputs else result
 
 

@@ -4,6 +4,7 @@ PSNR and SSIM on RGB and on the Y channel of YCbCr (ITU-R BT.601, as BasicSR's `
 cropping a border of 4 pixels (the scale factor). LR-consistency PSNR (SRFlow): downsample the output with
 the same degradation and compare it with the LR input; a super-resolved image that explains its input
 scores high whatever details it invents. Diversity: the mean per-pixel standard deviation across samples.
+Lattice: how much the undetermined detail depends on the position within the LR pixel grid (dots).
 """
 import math
 
@@ -12,7 +13,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from .config import SCALE
-from .imaging import check_images, degrade
+from .imaging import check_images, degrade, upsample
 
 BORDER = SCALE
 
@@ -68,3 +69,18 @@ def distortion(output: torch.Tensor, target: torch.Tensor, lr: torch.Tensor) -> 
 def diversity(samples: torch.Tensor) -> float:
     """Mean per-pixel standard deviation across samples (S, N, 3, H, W); 0 for a deterministic method."""
     return samples.clamp(0, 1).std(dim=0, unbiased=False).mean().item()
+
+
+def grid_pattern(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, 16): the mean undetermined detail (the image minus its bicubic round trip through the LR
+    image) at each of the 16 positions within the LR pixels' 4x4 blocks. A natural image's detail does
+    not care where the LR grid lies, so these 16 means are nearly equal; a lattice of dots is a pattern
+    repeated in every block, and it shows here however faint it is per pixel."""
+    detail = x - upsample(degrade(x))
+    n, c, h, w = detail.shape
+    return detail.reshape(n, c, h // SCALE, SCALE, w // SCALE, SCALE).mean(dim=(2, 4)).reshape(n, c, SCALE * SCALE)
+
+
+def lattice(x: torch.Tensor) -> float:
+    """The spread (std) of `grid_pattern`'s 16 means, averaged over images and channels, in grey levels 0-255."""
+    return grid_pattern(x).std(-1).mean().item() * 255

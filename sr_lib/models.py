@@ -6,7 +6,9 @@ Choices where the study's table is ambiguous or leaves something out (measured b
 * Generator: the table's "17 convs 3x3 64->64" are SRGAN's layout, 8 residual blocks of two convs plus
   the conv after them, with a skip around them (`Trunk`), then two pixel-shuffle stages and a 9x9 conv.
   It predicts the *residual* over bicubic upsampling of the LR input, a parameter-free skip that lets
-  short CPU training converge. The pixel-shuffle convs start ICNR-initialised (no checkerboard at start).
+  short CPU training converge. The pixel-shuffle convs start ICNR-initialised (no checkerboard at start)
+  and each pixel shuffle is followed by a 2x2 zero-order hold (`ZeroOrderHold`: no checkerboard ever,
+  on flat input); the holds widen the field by one LR pixel (paper config: 196 px, the study's 192 + 4).
 * Flow: p(HR | LR) = the pixel-loss generator's estimate plus a learned distribution of what it leaves
   open. The HR residual over the *base* (a generator, trained by the pixel loss first and then frozen)
   is squeezed 2x2 to 12 channels at half resolution. Each flow step is SRFlow's: a learned invertible
@@ -62,8 +64,10 @@ def check_matches(x: torch.Tensor, module: nn.Module, name: str) -> None:
                          f"{weight.device}; convert with .to({weight.dtype}) or move the model")
 
 
-def conv(c_in: int, c_out: int, kernel: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+def conv(c_in: int, c_out: int, kernel: int = 3, bias: bool = True) -> nn.Conv2d:
+    """A 'same'-size convolution. bias=False where BatchNorm follows: its mean subtraction cancels any
+    bias, which would be a parameter with no effect (gradients about 1e-9)."""
+    return nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=bias)
 
 
 def icnr_(weight: torch.Tensor, factor: int = 2) -> torch.Tensor:
@@ -84,16 +88,33 @@ def icnr_(weight: torch.Tensor, factor: int = 2) -> torch.Tensor:
 class ResidualBlock(nn.Module):
     def __init__(self, ch: int):
         super().__init__()
-        self.body = nn.Sequential(conv(ch, ch), nn.BatchNorm2d(ch), nn.PReLU(ch),
-                                  conv(ch, ch), nn.BatchNorm2d(ch))
+        self.body = nn.Sequential(conv(ch, ch, bias=False), nn.BatchNorm2d(ch), nn.PReLU(ch),
+                                  conv(ch, ch, bias=False), nn.BatchNorm2d(ch))
 
     def forward(self, x):
         return x + self.body(x)
 
 
+class ZeroOrderHold(nn.Module):
+    """The mean of every 2x2 window (replicate padding at the top and left): Sugawara et al.'s fix for
+    checkerboard artefacts of sub-pixel convolution (IEEE JSTSP 2019).
+
+    A pixel-shuffle conv computes each of the four positions of a 2x2 output block with its own kernel
+    and bias, so even a flat input comes out as a period-2 pattern unless training keeps the four equal.
+    Averaging every 2x2 window after the shuffle sums the four, whatever they are: a flat input gives a
+    flat output by construction. Our SRGAN, without it, painted a faint lattice of dots on the LR pixel
+    grid (3x the original's on the held-out faces). No parameters; the conv before it has a kernel per
+    output position and can absorb the half-pixel shift the window adds.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(x, (1, 0, 1, 0), mode="replicate"), 2, stride=1)
+
+
 def upsampling_stage(ch: int) -> nn.Sequential:
-    """2x sub-pixel upsampling: conv to 4ch, pixel shuffle, PReLU; the conv starts ICNR-initialised."""
-    stage = nn.Sequential(conv(ch, 4 * ch), nn.PixelShuffle(2), nn.PReLU(ch))
+    """2x sub-pixel upsampling: conv to 4ch, pixel shuffle, zero-order hold, PReLU; the conv starts
+    ICNR-initialised."""
+    stage = nn.Sequential(conv(ch, 4 * ch), nn.PixelShuffle(2), ZeroOrderHold(), nn.PReLU(ch))
     icnr_(stage[0].weight)
     return stage
 
@@ -107,7 +128,7 @@ class Trunk(nn.Module):
         ch = cfg.gen_channels
         self.head = nn.Sequential(conv(3, ch, 9), nn.PReLU(ch))
         self.body = nn.Sequential(*[ResidualBlock(ch) for _ in range(cfg.gen_blocks)],
-                                  conv(ch, ch), nn.BatchNorm2d(ch))
+                                  conv(ch, ch, bias=False), nn.BatchNorm2d(ch))
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         features = self.head(lr)
@@ -215,10 +236,10 @@ class AffineCoupling(nn.Module):
             raise ValueError(f"coupling needs an even channel count, got {channels}")
         half = channels // 2
         self.scale_clamp = scale_clamp
-        self.first = conv(half, hidden)
-        self.cond_proj = nn.Conv2d(cond_channels, hidden, 1)
+        self.first = conv(half, hidden, bias=False)  # BatchNorm follows the sum: no biases
+        self.cond_proj = nn.Conv2d(cond_channels, hidden, 1, bias=False)
         self.middle = nn.Sequential(nn.BatchNorm2d(hidden), nn.PReLU(hidden),
-                                    conv(hidden, hidden), nn.BatchNorm2d(hidden), nn.PReLU(hidden))
+                                    conv(hidden, hidden, bias=False), nn.BatchNorm2d(hidden), nn.PReLU(hidden))
         self.out = conv(hidden, 2 * half)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)

@@ -84,6 +84,13 @@ class FeatureMoments:
         self.total += features.sum(0)
         self.outer += features.T @ features
 
+    def merge(self, other: "FeatureMoments") -> None:
+        """Add another set's moments (another rank's share of the images)."""
+        if other.count:
+            self.total = other.total if self.total is None else self.total + other.total
+            self.outer = other.outer if self.outer is None else self.outer + other.outer
+            self.count += other.count
+
     def stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and the unbiased covariance (as numpy's cov)."""
         mean = self.total / self.count

@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+from . import distributed
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .data import HELDOUT_DETAIL
 from .evaluate import evaluate
@@ -75,9 +76,11 @@ def write_report(out: str | Path, result: dict, pairs, outputs) -> None:
 
 
 def report(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",
-           perceptual: dict | None = None, temperatures=TEMPERATURES) -> dict:
+           perceptual: dict | None = None, temperatures=TEMPERATURES, progress: bool = False) -> dict:
     """Evaluate every method and write the report's four files into `out` (created); returns the result."""
     writable_folder(out)
-    result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures, with_outputs=FIGURE_IMAGES)
-    write_report(out, result, pairs, outputs)
+    result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures, with_outputs=FIGURE_IMAGES,
+                                      progress=progress)
+    if distributed.is_main():  # under torchrun: one writer
+        write_report(out, result, pairs, outputs)
     return result

@@ -12,18 +12,20 @@ Loss choices:
   given the LR one (L2's would be the mean): still one smooth compromise wherever the input is ambiguous.
 * adversarial: starts from the SR generator; generator loss = content + `adv_weight` * ESRGAN's
   relativistic average GAN loss (the generator is rewarded when its crops look more real
-  than the average real crop, the discriminator when it ranks real above fake). The content term is L1,
-  or SRGAN's VGG19 loss when `content='vgg'` and its ImageNet weights are cached (offline: L1, with a
-  note). The discriminator is frozen during the generator's update and judges shifted windows
-  (`shifted_window`). The evaluated generator is an exponential moving average of the trained one
-  (decay `ema_decay`, a later stabiliser, not ESRGAN's): it averages out the step-to-step swings of the
-  two-player game.
+  than the average real crop, the discriminator when it ranks real above fake). The content term
+  (`srgan_content`) is L1, or SRGAN's VGG19 loss when `content='vgg'` and its ImageNet weights are cached
+  (offline: L1, with a note), plus two terms against what the invented detail must not do: form a lattice
+  of dots on the LR pixel grid (`grid_loss`), or change the LR image it explains (LR-consistency). The
+  discriminator is frozen during the generator's update and judges shifted windows (`shifted_window`).
+  The evaluated generator is an exponential moving average of the trained one (decay `ema_decay`, a
+  later stabiliser, not ESRGAN's): it averages out the step-to-step swings of the two-player game.
 * likelihood: negative log-likelihood in bits per dimension of the uniformly dequantized HR image. The
   flow's base, the pixel-loss generator it `starts_from`, stays frozen (see `models.ConditionalFlow`).
 """
 import contextlib
 import copy
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,8 +39,9 @@ from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import SCALE, Config
 from .data import RandomCrops, training_stream
 from .files import atomic_write, writable_folder
-from .imaging import trusted_inputs
+from .imaging import degrade, trusted_inputs
 from .methods import METHODS, trainable
+from .metrics import grid_pattern
 from .models import build
 from .weights import MissingWeights, weight_path
 
@@ -58,6 +61,8 @@ class TrainSettings:
     data: str = "bundled"
     learning_rate: float | None = None  # None: the method's default (also for adv_weight and clip)
     adv_weight: float | None = None
+    grid_weight: float | None = None
+    consistency_weight: float | None = None
     clip: float | None = None
     seed: int = 0
     resume: bool = False  # continue from <out>/<method>.pt
@@ -70,18 +75,26 @@ class TrainSettings:
     sync_batchnorm: bool = False  # under torchrun: BatchNorm statistics of the global batch (distributed.wrap)
     workers: int = 0  # > 0: decode an image folder on the fly in that many processes (data.FolderStream)
     bf16: bool = False  # SR and SRGAN: forward passes in bfloat16 autocast (see `precision`)
+    compile: bool = False  # flow: its loss through torch.compile (see `_Run`)
 
     def __post_init__(self):
         method = METHODS.get(self.method)
         if method is None or method.objective is None:
             raise ValueError(f"unknown method {self.method!r}; choose one of {trainable()}")
-        for key in ("learning_rate", "adv_weight", "clip"):
+        for key in ("learning_rate", "adv_weight", "grid_weight", "consistency_weight", "clip"):
             if getattr(self, key) is None:
                 setattr(self, key, getattr(method, key))
         if self.bf16 and METHODS[self.method].objective == "likelihood":
             raise ValueError("--bf16 is for SR and SRGAN: a flow must invert exactly, and under bfloat16 the "
                              "shipped flow's round trip was off by 0.022 (5.7 grey levels; float32: 2e-6) and its "
                              "log-determinant by up to 1,481 nats")
+        if self.grid_weight and METHODS[self.method].objective != "adversarial":
+            raise ValueError("--grid-weight is a term of SRGAN's content loss; the other methods have none")
+        if self.grid_weight is not None and not (math.isfinite(self.grid_weight) and self.grid_weight >= 0):
+            raise ValueError(f"--grid-weight must be a number >= 0, got {self.grid_weight}")
+        if self.compile and METHODS[self.method].objective != "likelihood":
+            raise ValueError("--compile is for the flow: compiled, the generator's training step ran slower "
+                             "on CPU (0.85x), the flow's faster (README, 'Benchmarks')")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.steps < 1 or self.save_every < 1:
@@ -151,6 +164,8 @@ class _Run:
         self.parallel = {name: distributed.wrap((objectives or {}).get(name, m), settings.device,
                                                 settings.sync_batchnorm)
                          for name, m in self.trained.items()}
+        if settings.compile:  # the (DDP-wrapped) loss, so checkpoints keep the plain modules' weight names
+            self.parallel = {name: torch.compile(m) for name, m in self.parallel.items()}
         self.kept = {name: m.to(settings.device, memory_format=MEMORY_FORMAT) for name, m in (kept or {}).items()}
         self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=settings.learning_rate)
                            for name, m in self.trained.items()}
@@ -178,7 +193,8 @@ class _Run:
             raise ValueError(f"{self.path} is at step {payload['step']}, not before --steps {self.settings.steps}: "
                              "nothing to train; raise --steps to continue")
         for key, value in payload.get("settings", {}).items():
-            if key in ("data", "learning_rate", "adv_weight", "clip", "content") and value != getattr(self.settings, key):
+            if key in ("data", "learning_rate", "adv_weight", "grid_weight", "consistency_weight", "clip",
+                       "content") and value != getattr(self.settings, key):
                 print(f"note: resuming with {key} {getattr(self.settings, key)!r}; "
                       f"the checkpoint's first {payload['step']} steps used {value!r}")
         for name, module in self._modules().items():
@@ -217,7 +233,8 @@ class _Run:
         extra = {name: m.state_dict() for name, m in modules.items() if name != "model"}
         extra.update({f"{name}_optimizer": opt.state_dict() for name, opt in self.optimizers.items()})
         settings = {k: v for k, v in asdict(self.settings).items() if k in
-                    ("data", "learning_rate", "adv_weight", "clip", "seed", "content", "ema_decay")}
+                    ("data", "learning_rate", "adv_weight", "grid_weight", "consistency_weight", "clip", "seed", "content",
+                     "ema_decay")}
         save_checkpoint(self.path, self.settings.method, METHODS[self.settings.method].network, self.settings.cfg,
                         self.step, modules["model"], rank_states=states, world_size=distributed.world_size(),
                         history=self.history, settings=settings, **extra)
@@ -323,6 +340,23 @@ def shifted_window(max_shift: int = 2 * SCALE):
     return lambda x: x[..., dy:x.shape[-2] - max_shift + dy, dx:x.shape[-1] - max_shift + dx]
 
 
+def grid_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """L1 between the output's and the target's `metrics.grid_pattern`: the per-pixel content loss sees a
+    faint lattice of dots as tiny errors scattered over the crop; averaged over the crop's 4x4 blocks first,
+    a pattern repeated in every block adds up, and natural texture, in no fixed place, averages out."""
+    return F.l1_loss(grid_pattern(fake), grid_pattern(real))
+
+
+def srgan_content(base, grid_weight: float = 0.0, consistency_weight: float = 0.0):
+    """SRGAN's content loss as content(fake, hr, lr): base(fake, hr) (L1 or VGG), plus `grid_weight` *
+    `grid_loss`, plus `consistency_weight` * the L1 between the output's downsampled image and the LR input
+    (what the adversarial term's invented detail must not change: LR-consistency)."""
+    def content(fake, hr, lr):
+        return (base(fake, hr) + grid_weight * grid_loss(fake, hr)
+                + consistency_weight * F.l1_loss(degrade(fake), lr))
+    return content
+
+
 def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float, clip: float | None,
                      forward=contextlib.nullcontext) -> dict | None:
     """One generator update (content + fool D, D frozen), then one discriminator update (real above fake).
@@ -339,7 +373,7 @@ def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float
         with torch.no_grad():
             real_logit = judge(real_w).float()
         fake_logit = judge(fake_w).float()
-        g_content = content(fake, hr)
+        g_content = content(fake, hr, lr)
         adversarial = relativistic_loss(fake_logit, real_logit)
     g_norm = guarded_step(opt_g, g_content + adv_weight * adversarial, gen.parameters(), clip)
     judge.requires_grad_(True)
@@ -385,6 +419,7 @@ def train_adversarial(settings: TrainSettings) -> Path:
     content, settings.content = content_loss(settings.content)
     if isinstance(content, torch.nn.Module):
         content = content.to(settings.device)
+    content = srgan_content(content, settings.grid_weight or 0.0, settings.consistency_weight or 0.0)
     ema = copy.deepcopy(gen)
     run = _Run(settings, {"generator": gen, "discriminator": disc}, kept={"model": ema})
     forward = precision(settings)

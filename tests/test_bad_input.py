@@ -91,6 +91,9 @@ def _cli_error(capsys, argv) -> str:
     (["train", "sr", "--steps", "3", "--lr", "1e12", "--out", "{tmp}/a"], "learning rate must be in (0, 1)"),
     (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--device", "foo"], "unknown device 'foo'"),
     (["evaluate", "--checkpoints", "{tmp}/nowhere"], "does not exist"),
+    (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--grid-weight", "1"], "--grid-weight is a term of SRGAN's"),
+    (["train", "srgan", "--steps", "1", "--out", "{tmp}/a", "--grid-weight", "nan"], "--grid-weight must be a number >= 0"),
+    (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--compile"], "--compile is for the flow"),
 ])
 def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]

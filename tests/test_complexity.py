@@ -18,18 +18,19 @@ def test_generator_figures_match_the_layer_count(tiny):
     assert gen["macs_per_hr_pixel"] == generator_macs_per_hr_pixel(tiny.gen_channels, tiny.gen_blocks)
     assert gen["params"] == sum(p.numel() for p in Generator(tiny).parameters())
     # field in LR px: 1 + 8 (9x9 head) + 2 per 3x3 body conv + 2 (first upsampling conv), then the second
-    # upsampling conv adds 2 half-LR px = 1 and the 9x9 tail 8 HR px = 2; times 4 HR px per LR px
-    assert gen["receptive_field_px"] == 4 * (1 + 8 + 2 * (2 * tiny.gen_blocks + 1) + 2 + 1 + 2)
+    # upsampling conv adds 2 half-LR px = 1 and the 9x9 tail 8 HR px = 2; the two 2x2 zero-order holds add
+    # 1 half-LR px and 1 HR px, 3/4 of an LR px, which reaches one more LR pixel: + 1; times 4 HR px per LR px
+    assert gen["receptive_field_px"] == 4 * (1 + 8 + 2 * (2 * tiny.gen_blocks + 1) + 2 + 1 + 2 + 1)
 
 
-def test_paper_generator_has_the_studys_101772_macs_and_192_px_field():
+def test_paper_generator_has_the_studys_101772_macs_and_its_192_px_field_plus_the_holds_4():
     gen = Generator(get_config("paper")).double().eval()
     macs = count_macs(gen, torch.rand(1, 3, 16, 16, dtype=torch.float64)) / (64 * 64)
     assert macs == 101_772
     for p in gen.parameters():  # random weights everywhere: no zero-initialised layer hides a path
         torch.nn.init.normal_(p, std=0.1)
     (field,) = receptive_field(gen, [torch.rand(1, 3, 64, 64, dtype=torch.float64)], [4])
-    assert field == 192
+    assert field == 192 + 4  # the zero-order holds reach one more LR pixel (see above)
 
 
 def test_flow_figures_are_its_base_generator_plus_its_steps(tiny):

@@ -6,7 +6,7 @@ import torch
 from sr_lib.imaging import degrade
 from sr_lib.invertibility import randomize_couplings
 from sr_lib.models import (AffineCoupling, AffineInjector, ConditionalFlow, Discriminator, Generator,
-                           InvertibleConv1x1, icnr_)
+                           InvertibleConv1x1, icnr_, upsampling_stage)
 
 
 def test_generator_and_discriminator_shapes(tiny):
@@ -47,6 +47,27 @@ def test_icnr_makes_the_pixel_shuffle_start_as_nearest_neighbour():
     out = torch.nn.functional.pixel_shuffle(conv(torch.rand(1, 4, 5, 5)), 2)  # (1, 4, 10, 10)
     # every 2x2 block holds four copies of one value: no checkerboard to start with
     assert torch.equal(out[..., 0::2, 0::2], out[..., 1::2, 1::2]) and torch.equal(out[..., 0::2, 0::2], out[..., 0::2, 1::2])
+
+
+def test_the_zero_order_hold_makes_any_upsampling_stage_flat_on_flat_input(tiny):
+    """Whatever the four sub-pixel kernels and biases (here random and unequal), a flat input comes out
+    flat after the hold, and a period-2 pattern without it."""
+    stage = upsampling_stage(4)
+    torch.nn.init.normal_(stage[0].weight)
+    torch.nn.init.normal_(stage[0].bias)
+    flat = torch.full((1, 4, 8, 8), 0.3)
+    with torch.no_grad():
+        held, shuffled = stage(flat)[..., 4:-4, 4:-4], stage[1](stage[0](flat))[..., 4:-4, 4:-4]
+    assert (held - held[..., :1, :1]).abs().max() < 1e-6
+    assert (shuffled[..., 0::2, 0::2] - shuffled[..., 0::2, 1::2]).abs().max() > 0.1
+    gen = Generator(tiny).eval()
+    for stage in gen.upsample:  # ICNR's equal sub-kernels would be flat without the hold too
+        torch.nn.init.normal_(stage[0].weight, std=0.1)
+        torch.nn.init.normal_(stage[0].bias, std=0.1)
+    lr = torch.full((1, 3, 40, 40), 0.5)
+    with torch.no_grad():  # the whole generator: flat in, flat out beyond its 84 px field's reach of the borders
+        out = gen(lr)[..., 48:-48, 48:-48]
+    assert (out - out[..., :1, :1]).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 5e-5)])

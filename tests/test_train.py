@@ -242,3 +242,19 @@ def test_bf16_trains_the_generators_and_is_refused_for_the_flow(tmp_path):
         assert all(v.dtype != torch.bfloat16 for v in payload["model"].values())  # weights stay float32
     with pytest.raises(ValueError, match="--bf16 is for SR and SRGAN: a flow must invert exactly"):
         settings(tmp_path, "flow", 2, bf16=True)
+
+
+def test_a_compiled_flow_trains_as_the_eager_one_and_saves_plain_weights(tmp_path, monkeypatch):
+    """--compile runs the flow's loss through torch.compile: the same losses up to the fused kernels'
+    rounding, and a checkpoint whose weight names are the eager model's (it loads anywhere)."""
+    compiled_modules, compile = [], torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module: compiled_modules.append(module) or compile(module))
+    eager, compiled = with_sr(tmp_path / "eager"), tmp_path / "compiled"
+    compiled.mkdir()
+    (compiled / "sr.pt").write_bytes((eager / "sr.pt").read_bytes())
+    payloads = [load_checkpoint(train(settings(folder, "flow", 2, compile=flag)), "flow")
+                for folder, flag in ((eager, False), (compiled, True))]
+    assert [type(m).__name__ for m in compiled_modules] == ["Likelihood"]
+    assert payloads[0]["model"].keys() == payloads[1]["model"].keys()
+    bpd = [[h["bpd"] for h in p["history"]] for p in payloads]
+    assert bpd[0] == pytest.approx(bpd[1], rel=1e-4)
