@@ -7,9 +7,10 @@
   and its *efficiency*: the multiply-accumulates the step does (forward and backward, as
   `torch.utils.flop_counter` counts them), per second, over the rate of a large 64-channel 3x3
   convolution in its fastest memory format (`reference_conv`): 1 would be every layer as fast as the
-  best-case convolution; beside it, what a 3x3 conv of the generator trunk's own width and LR crop size
-  reaches on the same scale, the ceiling narrow layers on small crops put on every step. The steps and the
-  references are timed interleaved, round after round, and each
+  best-case convolution; beside it, what the generator's convolutions alone reach, forward and backward
+  at their training shapes (`generator_convs`): the ceiling the study's layer shapes put on SR's and
+  SRGAN's steps however little everything else cost. The steps and the references are timed
+  interleaved, round after round, and each
   reports its median and spread (max / min over rounds), so another job slowing the machine for a while
   slows all of them, not one;
 * inference seconds per output megapixel of every method at a 256 px output, relative to bicubic;
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import SCALE, Config
+from .config import Config
 from .imaging import degrade, trusted_inputs
 from .invertibility import randomize_couplings
 from .logdet import compare_logdet_cost
@@ -152,6 +153,27 @@ def _label(name: str) -> str:
     return METHODS[name].label if name in METHODS else name
 
 
+def generator_convs(cfg: Config, lr: torch.Tensor):
+    """A callable running every convolution of the generator, forward and backward (input and weight
+    gradients), each on an input of the shape it sees in training; nothing else."""
+    gen = build("generator", cfg).to(lr.device, memory_format=MEMORY_FORMAT)
+    inputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: inputs.append((m, torch.rand_like(i[0]))))
+             for m in gen.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        gen(lr.contiguous(memory_format=MEMORY_FORMAT))
+    for hook in hooks:
+        hook.remove()
+    inputs = [(m, x.requires_grad_()) for m, x in inputs]
+
+    def run():
+        for m, x in inputs:
+            y = m(x)
+            y.backward(torch.ones_like(y))
+        _sync(lr.device)
+    return run
+
+
 def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int | None = None,
           logdet_sides=(2, 4, 8, 12), output_side: int = 256, min_run_time: float = 1.0,
           compile_flow: bool = False) -> dict:
@@ -182,9 +204,8 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
         compile_seconds = time.perf_counter() - start
         steps[COMPILED] = lambda: (compiled(), _sync(device))
     conv, conv_macs, conv_format = reference_conv(device)
-    # the ceiling of this configuration: its generator trunk's 3x3 conv, at its width and LR crop size
-    trunk, trunk_macs, _ = reference_conv(device, batch, crop // SCALE, cfg.gen_channels)
-    timed = interleaved({"reference conv": conv, "trunk conv": trunk, **steps}, min_run_time=min_run_time / 3)
+    convs = generator_convs(cfg, lr)
+    timed = interleaved({"reference conv": conv, "generator convs": convs, **steps}, min_run_time=min_run_time / 3)
     conv_rate = conv_macs / timed["reference conv"][0]
     training, first_name = {}, next(iter(steps))
     for name, synced in steps.items():
@@ -201,8 +222,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
         row["activations_vs_first"] = (row["saved_activation_bytes"] / first["saved_activation_bytes"]
                                        if row["saved_activation_bytes"] is not None else None)
     reference = {"macs_per_s": conv_rate, "memory_format": conv_format, "spread": timed["reference conv"][1],
-                 "trunk_conv_vs_reference": trunk_macs / timed["trunk conv"][0] / conv_rate,
-                 "trunk_conv_shape": [batch, cfg.gen_channels, crop // SCALE, crop // SCALE]}
+                 "generator_convs_vs_reference": step_macs(convs) / timed["generator convs"][0] / conv_rate}
 
     threads = torch.get_num_threads()
     scaling = (thread_scaling(steps[first_name], threads)
@@ -253,8 +273,8 @@ def format_bench(result: dict) -> str:
     lines.append(f"efficiency (MACs per second of the step, forward + backward, over a 64-channel 3x3 conv's "
                  f"{ref['macs_per_s'] / 1e9:.0f} GMAC/s in {ref['memory_format']}):")
     lines += [f"  {_label(name):14} {row['efficiency']:.2f}" for name, row in result["training"].items()]
-    lines.append(f"  (a 3x3 conv of the generator trunk's shape {tuple(ref['trunk_conv_shape'])} alone reaches "
-                 f"{ref['trunk_conv_vs_reference']:.2f})")
+    lines.append(f"  (the generator's convolutions alone, forward and backward at these shapes: "
+                 f"{ref['generator_convs_vs_reference']:.2f})")
     scaling = result["thread_scaling"]
     if scaling:
         lines.append(f"  {METHODS[first].label} step with {scaling['threads']} threads vs. 1: "

@@ -29,8 +29,8 @@ from .data import EvaluationSet
 from .imaging import degrade
 from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, load_methods, super_resolve
 from .metrics import distortion, diversity
-from .perceptual import (FeatureMoments, fid_moments, fid_result, hf_energy_ratio, inception_model, lpips_distance,
-                         lpips_model, pyramid_descriptors, swd_from_descriptors)
+from .perceptual import (FeatureMoments, SWDReference, fid_moments, fid_result, hf_energy_ratio, inception_model,
+                         lpips_distance, lpips_model, pyramid_descriptors)
 from .timing import seconds
 from .weights import MissingWeights
 
@@ -130,10 +130,13 @@ class Tally:
     def __getstate__(self):  # what `gather` sends: no models
         return {**self.__dict__, "perceptual": {}}
 
-    def result(self, originals: "Tally") -> dict:
+    def swd_reference(self) -> SWDReference:
+        """This tally, the originals', as the reference set of every row's SWD."""
+        return SWDReference([torch.cat(level) for level in zip(*self.descriptors)])
+
+    def result(self, originals: "Tally", reference: SWDReference) -> dict:
         result = _mean(self.rows)
-        found = swd_from_descriptors([torch.cat(level) for level in zip(*self.descriptors)],
-                                     [torch.cat(level) for level in zip(*originals.descriptors)])
+        found = reference.distance([torch.cat(level) for level in zip(*self.descriptors)])
         result.update({"swd": found["swd"], "swd_levels": found["levels"]})
         if self.fid is not None:
             scores = fid_result(self.fid, originals.fid, self.perceptual["fid_dims"])
@@ -186,9 +189,10 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
     pairs = [shown[index][:2] for index in sorted(shown)]
     outputs = {key: [shown[index][2][key] for index in sorted(shown)] for key in tallies}
     originals = originals.merged()
+    reference = originals.swd_reference()
     rows = []
     for (name, t), tally in tallies.items():
-        row = {"method": name, "temperature": t, **tally.merged().result(originals), **costs[name]}
+        row = {"method": name, "temperature": t, **tally.merged().result(originals, reference), **costs[name]}
         shows_study = METHODS[name].study and (t is None or t == STUDY_TEMPERATURE)
         row["study"] = METHODS[name].study if shows_study else None
         rows.append(row)

@@ -1,5 +1,8 @@
 """evaluate, report, the methods table, the widgets (driven without a browser) and bench, on tiny checkpoints."""
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,7 +11,7 @@ import torch.nn.functional as F
 from sr_lib import methods as methods_module
 from sr_lib.bench import bench, format_bench
 from sr_lib.cli import main
-from sr_lib.data import bundled_heldout
+from sr_lib.data import bundled_heldout, bundled_training_images, random_crop
 from sr_lib.evaluate import evaluate
 from sr_lib.methods import METHODS, TEMPERATURES, Method, load_methods, register
 from sr_lib.report import markdown_table, report
@@ -29,6 +32,33 @@ def test_evaluate_json_has_every_method_and_temperature(tiny_checkpoints, small_
     flow = {r["temperature"]: r for r in result["rows"] if r["method"] == "flow"}
     assert flow[0.0]["diversity"] == 0 and flow[0.8]["diversity"] > 0
     assert flow[0.8]["study"] == {"fid": 6.026, "lpips": 0.2061} and flow[0.5]["study"] is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads peak memory from /proc")
+def test_evaluate_streams_600_images_of_256_px_in_under_2_gb(tiny_checkpoints, tmp_path):
+    """A folder of 600 random 256 px crops of the bundled photographs (in all 8 orientations), evaluated
+    with bicubic and the tiny SR: every image is reported, and the process's peak memory stays bounded
+    (held whole, the 600 images and their outputs alone would take 0.9 GB in float32)."""
+    from PIL import Image
+    photos = [p for p in {**bundled_training_images(), **bundled_heldout()}.values() if min(p.shape[-2:]) >= 256]
+    generator = torch.Generator().manual_seed(0)
+    for i in range(600):
+        crop = random_crop(photos[i % len(photos)], 256, generator)
+        Image.fromarray((crop.permute(1, 2, 0) * 255).round().byte().numpy()).save(tmp_path / f"{i:03d}.png")
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copy(tiny_checkpoints / "sr.pt", tmp_path / "checkpoints")
+    script = ("import re, sys; from sr_lib.cli import main; rc = main(sys.argv[1:]); "
+              "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)); sys.exit(rc)")
+    run = subprocess.run([sys.executable, "-c", script, "--threads", "1", "evaluate", "--data", str(tmp_path),
+                          "--checkpoints", str(tmp_path / "checkpoints"), "--json"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    *report, peak_kib = run.stdout.split("\n")[:-1]
+    result = json.loads("\n".join(report))
+    assert len(result["images"]) == 600 and [r["method"] for r in result["rows"]] == ["bicubic", "sr"]
+    assert result["swd_protocol"]["descriptors_per_image_and_level"] == 8192 // 600
+    peak_gib = int(peak_kib) * 1024 / 2 ** 30
+    assert peak_gib < 2.0, f"peak memory {peak_gib:.2f} GiB"
 
 
 def test_evaluate_without_checkpoints_is_a_clear_error(tmp_path, capsys):
@@ -211,5 +241,6 @@ def test_bench_measures_every_method_in_one_run(tiny):
     assert training["srgan"]["macs_per_step"] > training["sr"]["macs_per_step"] > 0
     assert all(0 < row["efficiency"] < 2 and row["spread"] >= 1 for row in training.values())
     assert result["reference_conv"]["memory_format"] in ("contiguous_format", "channels_last")
+    assert 0 < result["reference_conv"]["generator_convs_vs_reference"] < 2
     assert all(r["abs_difference"] < 1e-9 for r in result["logdet"])
     assert "nearest" not in format_bench(result) and "flow" in format_bench(result)

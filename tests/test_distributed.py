@@ -1,4 +1,5 @@
 """torchrun with two CPU processes (gloo): every trainer runs, rank 0 alone writes, resume is exact."""
+import json
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from sr_lib.checkpoint import load_checkpoint
 from sr_lib.cli import main
 from sr_lib.config import get_config
 from sr_lib.data import training_stream
+from sr_lib.methods import TEMPERATURES
 from sr_lib.models import build
 from sr_lib.train import MEMORY_FORMAT, TrainSettings, learning_rate, stream_seed
 
@@ -21,13 +23,17 @@ from sr_lib.train import MEMORY_FORMAT, TrainSettings, learning_rate, stream_see
 BROKEN = Path(__file__).with_name("broken_train.py")
 
 
-def torchrun(*args: str, processes: int = 2, broken: str | None = None) -> subprocess.CompletedProcess:
-    """torchrun of `python -m sr_lib --threads 1 train ... --config tiny`, or of broken_train.py (`broken`:
-    its mode)."""
+def launch(arguments: list[str], processes: int = 2, broken: str | None = None) -> subprocess.CompletedProcess:
+    """torchrun of `python -m sr_lib --threads 1 ARGUMENTS`, or of broken_train.py (`broken`: its mode)."""
     program = [str(BROKEN), broken] if broken else ["-m", "sr_lib"]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               *program, "--threads", "1", "train", "--config", "tiny", *args]
+               *program, "--threads", "1", *arguments]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def torchrun(*args: str, processes: int = 2, broken: str | None = None) -> subprocess.CompletedProcess:
+    """`train ... --config tiny` under torchrun."""
+    return launch(["train", "--config", "tiny", *args], processes, broken)
 
 
 def _weights(path):
@@ -136,6 +142,21 @@ def test_a_failing_rank_ends_the_run_at_once_with_its_error_named(tmp_path):
     root_cause = run.stderr[run.stderr.index("Root Cause"):]
     assert "rank      : 1" in root_cause and "simulated failure of rank 1" in root_cause
     assert load_checkpoint(tmp_path / "sr.pt", "sr")["step"] == 2
+
+
+def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoints, small_faces, capsys):
+    """Each rank evaluates every second image; the shares are put together in image order, so every number
+    but the timing is the one process's, bit for bit."""
+    arguments = ["evaluate", "--checkpoints", str(tiny_checkpoints), "--data", str(small_faces), "--json"]
+    run = launch(arguments)
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = json.loads(run.stdout)
+    assert main(["--threads", "1", *arguments]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert (one["processes"], two["processes"]) == (1, 2) and one["images"] == two["images"]
+    untimed = [[{k: v for k, v in row.items() if k != "seconds_per_megapixel"} for row in result["rows"]]
+               for result in (one, two)]
+    assert untimed[0] == untimed[1] and len(untimed[0]) == 3 + len(TEMPERATURES)
 
 
 def test_a_batch_that_does_not_split_and_sync_bn_on_cpu_are_refused(monkeypatch, tmp_path, capsys):
