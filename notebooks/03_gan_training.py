@@ -51,7 +51,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # generator is rewarded for the reverse; $\lambda$ = 0.005, ESRGAN's), and two stabilisers from later work:
 # a spectrally normalised $D$ (Miyato et al. 2018) and an exponential moving average of the generator's
 # weights as the model we evaluate. `sr_lib/train.py` and the `Discriminator` docstring in
-# `sr_lib/models.py` say why for each. Our content term is L1 plus two small terms against what invented
+# `sr_lib/models.py` say why for each. Our content term is L1 plus two more terms against what invented
 # detail must not do, which "A failure mode you can see" below shows.
 #
 # This notebook loads the shipped checkpoints (the `cpu` configuration, trained on the bundled photographs
@@ -266,7 +266,8 @@ assert gain > 1 and sharpness["SRGAN"] > sharpness["SR"] and psnr(gan_out[0], hr
 #
 # Beside the shipped SRGAN we load one trained by the same recipe, from the same SR generator, without
 # the one term of its loss that is there against the lattice (`ablations/srgan_no_grid_term.pt`, made by
-# `TRAIN.sh`).
+# `TRAIN.sh`; it always comes from the shipped folder, so after `RETRAIN = True` it stands beside your
+# SRGAN, not beside its own twin).
 
 # %%
 ablation = load_model(DEFAULT_CHECKPOINTS / "ablations" / "srgan_no_grid_term.pt", "srgan")[0]
@@ -281,35 +282,38 @@ for name, value in lattices.items():
     print(f"{name:28} lattice {value:.2f} grey levels" + (f", SWD {swds[name]:.1f}" if name in swds else ""))
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
 patterns = {name: grid_pattern(x).mean(dim=(0, 1)).view(4, 4) * 255 for name, x in outputs.items()}
+patterns = {name: pattern - pattern.mean() for name, pattern in patterns.items()}
 limit = max(p.abs().max().item() for p in patterns.values())
 for ax, (name, pattern) in zip(axes, patterns.items()):
-    shown = ax.imshow(pattern - pattern.mean(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    shown = ax.imshow(pattern, cmap="RdBu_r", vmin=-limit, vmax=limit)
     ax.set_title(f"{name}\nlattice {lattices[name]:.2f}", fontsize=10)
     ax.set_xticks(range(4))
     ax.set_yticks(range(4))
-fig.colorbar(shown, ax=axes, label="mean detail (grey levels)")
+fig.colorbar(shown, ax=axes, label="mean detail minus its mean (grey levels)")
 plt.show()
 fig = image_rows({"grace_hopper": {"SRGAN without the grid term": no_term_out[1], "SRGAN": gan_out[0, 1],
                                    "original": hr[1]}}, boxes=HELDOUT_DETAIL)
 plt.show()
 assert lattices["SRGAN without the grid term"] > 3 * lattices["original"]
+assert 1 < lattices["SRGAN without the grid term"] < 2  # "a grey level or two"
 assert lattices["SRGAN"] < 1.5 * lattices["original"] and lattices["SR (no GAN)"] < lattices["original"]
 assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free perception measure prefers the dots"
 
 # %% [markdown]
 # Trained without the term, SRGAN's output depends on the position within the LR pixel grid more than
 # three times as much as the original does: its 4x4 averages (the squares above, both faces and all
-# colours averaged) are far from flat, and in the zoomed crop it is a grain of dots over skin and hair. Per
-# pixel that is a grey level or two, too little for the per-pixel L1 loss to notice, and on four
-# photographs the discriminator does not learn to reject it. The term (`grid_loss` in `sr_lib/train.py`)
+# colours averaged) are far from flat, and in the zoomed crop it is a grain of dots over skin and hair. Its
+# spread is a grey level or two, too little for the per-pixel L1 loss to notice, and the discriminator,
+# trained on four photographs, did not learn to reject it. The term (`grid_loss` in `sr_lib/train.py`)
 # compares the output's 16 averages with the original crop's: averaged over a crop's blocks first, a
 # pattern repeated in every block adds up, while natural texture, in no fixed place, averages out. With it,
-# SRGAN's lattice is no more than one and a half times the original's, and the pixel-loss SR, which has no
-# reason to invent anything, stays below the original's.
+# SRGAN's lattice is about the original's (the cell checks: under one and a half times it), and the
+# pixel-loss SR, which has no reason to invent anything, stays below the original's.
 #
-# Notice the SWD column: notebook 05's weight-free perception measure scores the version *with* the dots
-# as the more natural one. SWD compares the statistics of 7x7 neighbourhoods, and dots are texture of a
-# kind; it has no notion of "the same pattern in every block". No single number catches every artefact,
+# Notice the SWD printed beside the two SRGANs. It is the weight-free perception measure of notebook 05
+# (lower = local statistics closer to the originals'), and it scores the version *with* the dots as the
+# more natural one: it compares the statistics of 7x7 neighbourhoods, dots are texture of a kind, and it
+# has no notion of "the same pattern in every block". No single number catches every artefact,
 # which is why you look at the crops as well as the table.
 #
 # Two more guards are built in. Each pixel shuffle of the generator is followed by a 2x2 average
@@ -334,5 +338,6 @@ assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free per
 # * Ledig et al., [Photo-realistic single image super-resolution using a GAN](https://arxiv.org/abs/1609.04802) (SRGAN), CVPR 2017.
 # * Wang et al., [ESRGAN](https://arxiv.org/abs/1809.00219), ECCV workshops 2018: the relativistic loss and the training recipe used here.
 # * Goodfellow et al., [Generative adversarial nets](https://arxiv.org/abs/1406.2661), NeurIPS 2014: the non-saturating loss of Exercise 3.2.
-# * Try: retrain (`RETRAIN = True`) with `TrainSettings("srgan", cfg, run_dir, steps[1], grid_weight=0)` and
-#   compare its lattice with the ablation's; then with `adv_weight=0.02` (four times ESRGAN's): colour speckle.
+# * Try: retrain (`RETRAIN = True`) with `TrainSettings("srgan", cfg, run_dir, steps[1], grid_weight=0.5)`:
+#   how much of the lattice does a quarter of the weight remove? Then with `adv_weight=0.02` (four times
+#   ESRGAN's): colour speckle.

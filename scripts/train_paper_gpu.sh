@@ -2,7 +2,8 @@
 # Paper-size training on GPUs under torchrun: each model gets a fixed time budget, turned into a step
 # count by a 20-step probe, so the run fits a short GPU lease. Writes slim (evaluation-only) checkpoints,
 # the commands actually run, the evaluation table, the benchmark, and throughput.txt: training images per
-# second of each model (the progress bar's rate over its last steps, times the batch) and the flow/SRGAN ratio.
+# second of each model (the progress bar's rate over its last steps, times the batch) and the flow/SRGAN
+# ratio (on GPUs SRGAN runs in bfloat16 and the flow in float32: the ratio includes that difference).
 # Usage: bash scripts/train_paper_gpu.sh OUT_DIR [SECONDS_PER_MODEL]   (from the repo root)
 # GPUS: processes, one per GPU (default 1). CONFIG and DEVICE override paper / cuda (a CPU dry run:
 # CONFIG=tiny DEVICE=cpu). On GPUs SR and SRGAN train in bfloat16 autocast (--bf16); the flow stays in

@@ -8,11 +8,10 @@
   `torch.utils.flop_counter` counts them), per second, over the rate of a large 64-channel 3x3
   convolution in its fastest memory format (`reference_conv`): 1 would be every layer as fast as the
   best-case convolution; beside it, what the generator's convolutions alone reach, forward and backward
-  at their training shapes (`generator_convs`): the ceiling the study's layer shapes put on SR's and
-  SRGAN's steps however little everything else cost. The steps and the references are timed
-  interleaved, round after round, and each
-  reports its median and spread (max / min over rounds), so another job slowing the machine for a while
-  slows all of them, not one;
+  at their training shapes (`generator_convs`): the ceiling the study's layer shapes put on SR's step
+  however little everything else cost (SRGAN's step also runs the discriminator's convolutions). The
+  steps and the references are timed interleaved, round after round, and each reports its median and
+  spread (max / min over rounds), so another job slowing the machine for a while slows all of them, not one;
 * inference seconds per output megapixel of every method at a 256 px output, relative to bicubic;
 * on a GPU, the peak allocated memory of each;
 * on a CPU, the first method's training step with one thread against the default thread count
@@ -80,13 +79,18 @@ def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor, co
     if method.objective == "adversarial":
         disc = build("discriminator", cfg).to(hr.device, memory_format=MEMORY_FORMAT)
         opt_d = torch.optim.Adam(disc.parameters())
-        content = srgan_content(F.l1_loss, method.grid_weight or 0.0, method.consistency_weight or 0.0)
-        step = lambda: adversarial_step(net, disc, opt, opt_d, hr, lr, content, method.adv_weight, method.clip)  # noqa: E731
+        content = srgan_content(F.l1_loss, method.grid_weight, method.consistency_weight)
+
+        def step():
+            return adversarial_step(net, disc, opt, opt_d, hr, lr, content, method.adv_weight, method.clip)
     elif method.objective == "likelihood":
         loss = torch.compile(Likelihood(net)) if compiled else Likelihood(net)
-        step = lambda: guarded_step(opt, loss(hr, lr), net.parameters(), method.clip)  # noqa: E731
+
+        def step():
+            return guarded_step(opt, loss(hr, lr), net.parameters(), method.clip)
     else:
-        step = lambda: guarded_step(opt, F.l1_loss(net(lr), hr), net.parameters(), method.clip)  # noqa: E731
+        def step():
+            return guarded_step(opt, F.l1_loss(net(lr), hr), net.parameters(), method.clip)
 
     def trusted_step():  # as in training: no value checks (host synchronisations) inside the step
         with trusted_inputs():
@@ -127,9 +131,10 @@ def step_macs(step) -> int:
     return counter.get_total_flops() // 2
 
 
-def reference_conv(device: torch.device, batch: int = 8, side: int = 64, channels: int = 64):
-    """(callable, MACs per call, memory format): a 64 -> 64 3x3 convolution on (batch, 64, side, side), in
-    the faster of the contiguous and channels_last formats (measured here)."""
+def reference_conv(device: torch.device):
+    """(callable, MACs per call, memory format): a 64 -> 64 3x3 convolution on (8, 64, 64, 64), in the
+    faster of the contiguous and channels_last formats (measured here)."""
+    batch, side, channels = 8, 64, 64
     conv = torch.nn.Conv2d(channels, channels, 3, padding=1).to(device)
     macs = batch * side * side * channels * channels * 9
     options = {}
@@ -154,8 +159,9 @@ def _label(name: str) -> str:
 
 
 def generator_convs(cfg: Config, lr: torch.Tensor):
-    """A callable running every convolution of the generator, forward and backward (input and weight
-    gradients), each on an input of the shape it sees in training; nothing else."""
+    """A callable running every convolution of the generator, forward and backward, each on an input of
+    the shape it sees in training, with the gradients training needs (the weights', and the input's except
+    for the first conv, whose input is the LR image); nothing else."""
     gen = build("generator", cfg).to(lr.device, memory_format=MEMORY_FORMAT)
     inputs = []
     hooks = [m.register_forward_hook(lambda m, i, o: inputs.append((m, torch.rand_like(i[0]))))
@@ -164,10 +170,12 @@ def generator_convs(cfg: Config, lr: torch.Tensor):
         gen(lr.contiguous(memory_format=MEMORY_FORMAT))
     for hook in hooks:
         hook.remove()
-    inputs = [(m, x.requires_grad_()) for m, x in inputs]
+    inputs = [(m, x.requires_grad_(i > 0)) for i, (m, x) in enumerate(inputs)]
 
     def run():
         for m, x in inputs:
+            x.grad = None
+            m.zero_grad(set_to_none=True)  # nothing accumulates across calls
             y = m(x)
             y.backward(torch.ones_like(y))
         _sync(lr.device)

@@ -58,7 +58,8 @@ def cmd_train(args) -> None:
                              learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                              content=args.content, device=_device(args.device), sync_batchnorm=args.sync_bn,
                              save_every=args.save_every, workers=args.workers, bf16=args.bf16,
-                             compile=args.compile, grid_weight=args.grid_weight)
+                             compile=args.compile, grid_weight=args.grid_weight,
+                             consistency_weight=args.consistency_weight)
     path = train(settings)
     if is_main():
         print(f"wrote {path}")
@@ -205,13 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content", choices=["l1", "vgg"], default="l1", help="srgan content loss")
     p.add_argument("--grid-weight", type=float, default=None,
                    help="srgan: weight of the LR-grid lattice term (default: the method's, methods.py; 0 turns it off)")
+    p.add_argument("--consistency-weight", type=float, default=None,
+                   help="srgan: weight of the LR-consistency term (default: the method's, methods.py; 0 turns it off)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="start again although --out holds a checkpoint")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its own GPU)")
     p.add_argument("--save-every", type=int, default=200, help="write the checkpoint every N steps (and at the end)")
     p.add_argument("--bf16", action="store_true", help="sr and srgan: forward passes in bfloat16 autocast")
     p.add_argument("--compile", action="store_true",
-                   help="flow: compile its training step with torch.compile (a minute or so first, then faster)")
+                   help="flow: compile its training step with torch.compile (about 30 s first, then faster)")
     p.add_argument("--workers", type=int, default=0,
                    help="with --data FOLDER: decode images on the fly in N processes instead of loading the folder")
     p.add_argument("--sync-bn", action="store_true",
@@ -238,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch", type=int, default=None, help="training batch (default: the config's)")
     p.add_argument("--crop", type=int, default=None, help="HR crop side (default: the config's)")
-    p.add_argument("--compile", action="store_true", help="also time the flow's training step compiled (train --compile)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the flow's training step compiled (train --compile)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

@@ -60,7 +60,8 @@ def report_failure(error: BaseException, checkpoint) -> None:
     thing to read among the tracebacks of every rank."""
     if launched():
         print(f"error: rank {rank()} of {world_size()} failed ({type(error).__name__}: {error}); torchrun "
-              f"stops the other ranks; {checkpoint} holds the last checkpoint written before", file=sys.stderr)
+              f"stops the other ranks; {checkpoint}, if written, holds the last checkpoint saved before",
+              file=sys.stderr)
 
 
 def teardown() -> None:

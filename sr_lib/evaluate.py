@@ -35,7 +35,7 @@ from .timing import seconds
 from .weights import MissingWeights
 
 FID_DIMS = 2048
-SWD_BUDGET = 8192  # descriptors per pyramid level and set; 45 x 45 per image are all kept below 4 images
+SWD_BUDGET = 8192  # descriptors per pyramid level and set (at least 1 per image); 45 x 45 per image are all kept below 4 images
 
 
 def load_perceptual(fid_dims: int = FID_DIMS) -> dict:
@@ -135,7 +135,8 @@ class Tally:
         return SWDReference([torch.cat(level) for level in zip(*self.descriptors)])
 
     def result(self, originals: "Tally", reference: SWDReference) -> dict:
-        result = _mean(self.rows)
+        """This row's numbers against the originals (`reference`: their `swd_reference()`)."""
+        result = {**_mean(self.rows), "image_count": len(self.rows)}
         found = reference.distance([torch.cat(level) for level in zip(*self.descriptors)])
         result.update({"swd": found["swd"], "swd_levels": found["levels"]})
         if self.fid is not None:
@@ -177,14 +178,14 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
                       disable=not (progress and distributed.is_main())):
         hr = images.read(images.names[index])[None]
         lr = degrade(hr)
-        if costs is None:  # once, on the first image, not per T
+        if costs is None and distributed.is_main():  # once, on the first image, not per T
             costs = {name: cost(name, model, lr) for name, model in models.items()}
         originals.add(index, hr[None])
         for name, t, samples in super_resolve(models, lr, temperatures, seed=seed):
             tallies.setdefault((name, t), Tally(keep, perceptual)).add(index, samples, hr, lr)
             if index < with_outputs:
                 shown.setdefault(index, (hr, lr, {}))[2][name, t] = samples
-    costs = distributed.gather(costs)[0]  # rank 0's timings
+    costs = distributed.gather(costs)[0]  # rank 0's: the others skip the field probe and the timing
     shown = {index: item for part in distributed.gather(shown) for index, item in part.items()}
     pairs = [shown[index][:2] for index in sorted(shown)]
     outputs = {key: [shown[index][2][key] for index in sorted(shown)] for key in tallies}

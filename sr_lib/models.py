@@ -102,9 +102,9 @@ class ZeroOrderHold(nn.Module):
     A pixel-shuffle conv computes each of the four positions of a 2x2 output block with its own kernel
     and bias, so even a flat input comes out as a period-2 pattern unless training keeps the four equal.
     Averaging every 2x2 window after the shuffle sums the four, whatever they are: a flat input gives a
-    flat output by construction. Our SRGAN, without it, painted a faint lattice of dots on the LR pixel
-    grid (3x the original's on the held-out faces). No parameters; the conv before it has a kernel per
-    output position and can absorb the half-pixel shift the window adds.
+    flat output by construction. It does not stop a lattice that a generator paints in textured regions
+    (SRGAN's dots, notebook 03): `train.grid_loss` is there against that. No parameters; the conv before
+    it has a kernel per output position and can absorb the half-pixel shift the window adds.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -88,13 +88,16 @@ class TrainSettings:
             raise ValueError("--bf16 is for SR and SRGAN: a flow must invert exactly, and under bfloat16 the "
                              "shipped flow's round trip was off by 0.022 (5.7 grey levels; float32: 2e-6) and its "
                              "log-determinant by up to 1,481 nats")
-        if self.grid_weight and METHODS[self.method].objective != "adversarial":
-            raise ValueError("--grid-weight is a term of SRGAN's content loss; the other methods have none")
-        if self.grid_weight is not None and not (math.isfinite(self.grid_weight) and self.grid_weight >= 0):
-            raise ValueError(f"--grid-weight must be a number >= 0, got {self.grid_weight}")
+        for key in ("grid_weight", "consistency_weight"):
+            flag, weight = "--" + key.replace("_", "-"), getattr(self, key)
+            if weight and METHODS[self.method].objective != "adversarial":
+                raise ValueError(f"{flag} is a term of SRGAN's content loss; the other methods have none")
+            if weight is not None and not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{flag} must be a number >= 0, got {weight}")
         if self.compile and METHODS[self.method].objective != "likelihood":
             raise ValueError("--compile is for the flow: compiled, the generator's training step ran slower "
-                             "on CPU (0.85x), the flow's faster (README, 'Benchmarks')")
+                             "on CPU (0.85x, measured when the option was planned), the flow's faster "
+                             "(README, 'Benchmarks')")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.steps < 1 or self.save_every < 1:
@@ -347,10 +350,12 @@ def grid_loss(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(grid_pattern(fake), grid_pattern(real))
 
 
-def srgan_content(base, grid_weight: float = 0.0, consistency_weight: float = 0.0):
+def srgan_content(base, grid_weight: float | None = None, consistency_weight: float | None = None):
     """SRGAN's content loss as content(fake, hr, lr): base(fake, hr) (L1 or VGG), plus `grid_weight` *
     `grid_loss`, plus `consistency_weight` * the L1 between the output's downsampled image and the LR input
-    (what the adversarial term's invented detail must not change: LR-consistency)."""
+    (what the adversarial term's invented detail must not change: LR-consistency). None counts as 0."""
+    grid_weight, consistency_weight = grid_weight or 0.0, consistency_weight or 0.0
+
     def content(fake, hr, lr):
         return (base(fake, hr) + grid_weight * grid_loss(fake, hr)
                 + consistency_weight * F.l1_loss(degrade(fake), lr))
@@ -419,7 +424,7 @@ def train_adversarial(settings: TrainSettings) -> Path:
     content, settings.content = content_loss(settings.content)
     if isinstance(content, torch.nn.Module):
         content = content.to(settings.device)
-    content = srgan_content(content, settings.grid_weight or 0.0, settings.consistency_weight or 0.0)
+    content = srgan_content(content, settings.grid_weight, settings.consistency_weight)
     ema = copy.deepcopy(gen)
     run = _Run(settings, {"generator": gen, "discriminator": disc}, kept={"model": ema})
     forward = precision(settings)

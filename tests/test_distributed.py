@@ -15,6 +15,7 @@ from sr_lib.checkpoint import load_checkpoint
 from sr_lib.cli import main
 from sr_lib.config import get_config
 from sr_lib.data import training_stream
+from sr_lib.imaging import degrade
 from sr_lib.methods import TEMPERATURES
 from sr_lib.models import build
 from sr_lib.train import MEMORY_FORMAT, TrainSettings, learning_rate, stream_seed
@@ -144,10 +145,25 @@ def test_a_failing_rank_ends_the_run_at_once_with_its_error_named(tmp_path):
     assert load_checkpoint(tmp_path / "sr.pt", "sr")["step"] == 2
 
 
-def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoints, small_faces, capsys):
+@pytest.fixture(scope="module")
+def five_faces(tmp_path_factory):
+    """Five 64 px crops of the held-out portraits as PNG files: two ranks get uneven shares (3 + 2)."""
+    from PIL import Image
+
+    from sr_lib.data import bundled_heldout
+    folder = tmp_path_factory.mktemp("five_faces")
+    faces = list(bundled_heldout().values())
+    for i in range(5):
+        crop = faces[i % 2][:, 40 * i:40 * i + 64, 60:124]
+        Image.fromarray((crop.permute(1, 2, 0) * 255).round().byte().numpy()).save(folder / f"{i}.png")
+    return folder
+
+
+def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoints, five_faces, capsys):
     """Each rank evaluates every second image; the shares are put together in image order, so every number
-    but the timing is the one process's, bit for bit."""
-    arguments = ["evaluate", "--checkpoints", str(tiny_checkpoints), "--data", str(small_faces), "--json"]
+    but the timing is the one process's, bit for bit (the per-image means are sums in image order, so
+    another order would show in the last digits)."""
+    arguments = ["evaluate", "--checkpoints", str(tiny_checkpoints), "--data", str(five_faces), "--json"]
     run = launch(arguments)
     assert run.returncode == 0, run.stderr[-3000:]
     two = json.loads(run.stdout)
@@ -157,6 +173,25 @@ def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoint
     untimed = [[{k: v for k, v in row.items() if k != "seconds_per_megapixel"} for row in result["rows"]]
                for result in (one, two)]
     assert untimed[0] == untimed[1] and len(untimed[0]) == 3 + len(TEMPERATURES)
+    assert all(row["image_count"] == 5 for row in two["rows"])
+
+
+def test_rank_shares_are_merged_in_image_order(monkeypatch):
+    """Tally.merged on two ranks' shares (images 0, 2, 4 and 1, 3) gives the images, rows and descriptors
+    in image order: what one process tallies."""
+    from sr_lib.evaluate import Tally
+    images = [torch.rand(1, 1, 3, 32, 32) for _ in range(5)]
+    shares = [Tally(16, None), Tally(16, None)]
+    for index, image in enumerate(images):
+        shares[index % 2].add(index, image, image[0], degrade(image[0]))
+    monkeypatch.setattr(distributed, "gather", lambda obj: shares)
+    whole = shares[0].merged()
+    assert whole.images == [0, 1, 2, 3, 4]
+    one = Tally(16, None)
+    for index, image in enumerate(images):
+        one.add(index, image, image[0], degrade(image[0]))
+    assert whole.rows == one.rows
+    assert all(torch.equal(a, b) for x, y in zip(whole.descriptors, one.descriptors) for a, b in zip(x, y))
 
 
 def test_a_batch_that_does_not_split_and_sync_bn_on_cpu_are_refused(monkeypatch, tmp_path, capsys):

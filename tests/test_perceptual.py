@@ -75,6 +75,12 @@ def test_streamed_moments_equal_numpys_mean_and_covariance():
         moments.add(part)
     mean, cov = moments.stats()
     assert np.allclose(mean, features.mean(0)) and np.allclose(cov, np.cov(features, rowvar=False))
+    shares = [FeatureMoments(), FeatureMoments(), FeatureMoments()]  # two ranks' shares merged, one empty
+    shares[0].add(features[:200])
+    shares[1].add(features[200:])
+    for share in shares[1:]:
+        shares[0].merge(share)
+    assert shares[0].count == 500 and all(np.allclose(a, b) for a, b in zip(shares[0].stats(), (mean, cov)))
 
 
 def test_swd_from_a_bounded_sample_of_descriptors_stays_close_and_keeps_all_when_it_can(faces):
