@@ -32,7 +32,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** what the pixel loss and the adversarial loss each make a generator produce, how to
 # tell whether a discriminator actually discriminates, and what GAN artefacts look like and measure as.
 # **Prerequisites:** convolutional networks, binary cross-entropy, notebook 01's notation ($x$ HR image,
-# $y$ LR image). **Time:** 40 minutes; 6 s to run with the shipped checkpoints.
+# $y$ LR image). **Time:** 40 minutes; 9 s to run with the shipped checkpoints.
 #
 # SRGAN's generator $G$ maps a low-resolution image to a 4x larger one. Trained with a pixel loss alone
 # (the **SR, no GAN** baseline) it learns one compromise among all high-resolution images that fit the

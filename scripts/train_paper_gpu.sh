@@ -12,24 +12,25 @@ set -euo pipefail
 out=$1; budget=${2:-150}; config=${CONFIG:-paper}; device=${DEVICE:-cuda}; gpus=${GPUS:-1}
 work=$(mktemp -d); mkdir -p "$out"; : > "$out/log.txt"
 batch=$(python3 -c "from sr_lib.config import get_config; print(get_config('$config').batch)")
-train_command() {  # method steps folder -> the training command
-  local precision=""
-  if [[ $device == cuda* && $1 != flow ]]; then precision=--bf16; fi
-  echo "torchrun --standalone --nproc_per_node $gpus -m sr_lib train $1 --config $config --data bundled" \
-       "--steps $2 --out $3 --device $device $precision"
+train() {  # method steps folder: one training run under torchrun (its command goes to log.txt)
+  local command=(torchrun --standalone --nproc_per_node "$gpus" -m sr_lib train "$1" --config "$config"
+                 --data bundled --steps "$2" --out "$3" --device "$device")
+  if [[ $device == cuda* && $1 != flow ]]; then command+=(--bf16); fi
+  echo "${command[*]}" | sed "s|$work|DIR|" >> "$out/log.txt"
+  "${command[@]}"
 }
 seconds_per_step() {  # method -> seconds per step of a 20-step probe (start-up included: conservative)
   local start end
   rm -rf "$work/probe"; mkdir -p "$work/probe"; cp "$work"/sr.pt "$work/probe/" 2>/dev/null || true
   start=$(date +%s.%N)
-  $(train_command "$1" 20 "$work/probe") >/dev/null 2>&1
+  train "$1" 20 "$work/probe" >/dev/null 2>&1 || { echo "the $1 probe failed" >&2; exit 1; }
   end=$(date +%s.%N)
   python3 -c "print(($end - $start) / 20)"
 }
 for method in sr flow srgan; do  # SRGAN and the flow start from the SR generator
-  steps=$(python3 -c "print(max(20, int($budget / $(seconds_per_step "$method")) // 10 * 10))")
-  echo "$(train_command "$method" "$steps" DIR)" >> "$out/log.txt"
-  $(train_command "$method" "$steps" "$work") 2>&1 | tr '\r' '\n' | grep -E 'it/s|s/it' | tail -1 | tee -a "$out/log.txt" \
+  per_step=$(seconds_per_step "$method")
+  steps=$(python3 -c "print(max(20, int($budget / $per_step) // 10 * 10))")
+  train "$method" "$steps" "$work" 2>&1 | tr '\r' '\n' | grep -E 'it/s|s/it' | tail -1 | tee -a "$out/log.txt" \
     | python3 -c "import re, sys; n, unit = re.search(r'([0-9.]+)(it/s|s/it)', sys.stdin.read()).groups()
 print('$method', $steps, $batch * (float(n) if unit == 'it/s' else 1 / float(n)))" >> "$work/throughput"
 done
