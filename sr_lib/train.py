@@ -52,6 +52,10 @@ MAX_BAD_STEPS = 10
 LR_RATIO = {"discriminator": 4.0}
 
 
+# the settings a method's table entry gives defaults for (None in TrainSettings: the method's value)
+METHOD_DEFAULTS = ("learning_rate", "adv_weight", "grid_weight", "consistency_weight", "clip")
+
+
 @dataclass
 class TrainSettings:
     method: str  # a trainable entry of methods.METHODS
@@ -59,7 +63,7 @@ class TrainSettings:
     out: Path
     steps: int
     data: str = "bundled"
-    learning_rate: float | None = None  # None: the method's default (also for adv_weight and clip)
+    learning_rate: float | None = None  # None: the method's default (so for every field in METHOD_DEFAULTS)
     adv_weight: float | None = None
     grid_weight: float | None = None
     consistency_weight: float | None = None
@@ -81,7 +85,7 @@ class TrainSettings:
         method = METHODS.get(self.method)
         if method is None or method.objective is None:
             raise ValueError(f"unknown method {self.method!r}; choose one of {trainable()}")
-        for key in ("learning_rate", "adv_weight", "grid_weight", "consistency_weight", "clip"):
+        for key in METHOD_DEFAULTS:
             if getattr(self, key) is None:
                 setattr(self, key, getattr(method, key))
         if self.bf16 and METHODS[self.method].objective == "likelihood":
@@ -196,8 +200,7 @@ class _Run:
             raise ValueError(f"{self.path} is at step {payload['step']}, not before --steps {self.settings.steps}: "
                              "nothing to train; raise --steps to continue")
         for key, value in payload.get("settings", {}).items():
-            if key in ("data", "learning_rate", "adv_weight", "grid_weight", "consistency_weight", "clip",
-                       "content") and value != getattr(self.settings, key):
+            if key in ("data", *METHOD_DEFAULTS, "content") and value != getattr(self.settings, key):
                 print(f"note: resuming with {key} {getattr(self.settings, key)!r}; "
                       f"the checkpoint's first {payload['step']} steps used {value!r}")
         for name, module in self._modules().items():
@@ -236,8 +239,7 @@ class _Run:
         extra = {name: m.state_dict() for name, m in modules.items() if name != "model"}
         extra.update({f"{name}_optimizer": opt.state_dict() for name, opt in self.optimizers.items()})
         settings = {k: v for k, v in asdict(self.settings).items() if k in
-                    ("data", "learning_rate", "adv_weight", "grid_weight", "consistency_weight", "clip", "seed", "content",
-                     "ema_decay")}
+                    ("data", *METHOD_DEFAULTS, "seed", "content", "ema_decay")}
         save_checkpoint(self.path, self.settings.method, METHODS[self.settings.method].network, self.settings.cfg,
                         self.step, modules["model"], rank_states=states, world_size=distributed.world_size(),
                         history=self.history, settings=settings, **extra)
