@@ -16,15 +16,24 @@ DEFAULT_CHECKPOINTS = Path(__file__).parent / "checkpoints" / "cpu"
 REQUIRED = ("method", "network", "config", "step", "version", "model")
 
 
+def non_finite(tree, prefix: str = "") -> list[str]:
+    """The names of the floating-point tensors with a NaN or an infinity anywhere in a checkpoint's
+    nested dicts and lists (weights, buffers, optimizer moments): none may be saved or loaded."""
+    if isinstance(tree, torch.Tensor):
+        return [prefix or "tensor"] if tree.is_floating_point() and not torch.isfinite(tree).all() else []
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    return [name for key, value in items for name in non_finite(value, f"{prefix}.{key}" if prefix else str(key))]
+
+
 def save_checkpoint(path: str | Path, method: str, network: str, cfg: Config, step: int,
                     model: torch.nn.Module | dict, **extra) -> Path:
     """Write atomically; `model` is the network or its state dict. Non-finite weights are refused."""
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
-    broken = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
-    if broken:
-        raise RuntimeError(f"refusing to save {path}: non-finite weights in {broken[:3]}")
     payload = {"method": method, "network": network, "config": cfg.to_dict(), "step": step, "version": __version__,
                "model": state, **extra}
+    broken = non_finite(payload)
+    if broken:
+        raise RuntimeError(f"refusing to save {path}: non-finite values in {broken[:3]}")
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -40,6 +49,11 @@ def load_checkpoint(path: str | Path, method: str | None, cfg: Config | None = N
         raise ValueError(f"{path} is corrupt or not a PyTorch checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED):
         raise ValueError(f"{path} is not an sr_lib checkpoint of this version (expected the keys {REQUIRED})")
+    broken = non_finite(payload)
+    if broken:
+        raise ValueError(f"{path} holds non-finite values in {', '.join(broken[:3])}"
+                         f"{f' and {len(broken) - 3} more' if len(broken) > 3 else ''}: refusing to use it "
+                         "(train it again, or resume from an earlier copy)")
     if method is not None and payload["method"] != method:
         raise ValueError(f"{path} holds a {payload['method']!r} model, not a {method!r} one")
     if cfg is not None:

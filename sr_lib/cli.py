@@ -2,12 +2,15 @@
 import argparse
 import json
 import os
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 import torch
 
 from .config import CONFIGS, get_config
+from .errors import Interrupted
 
 
 def _print_json(result: dict) -> None:
@@ -68,13 +71,18 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from .evaluate import evaluate, format_table, load_perceptual
     from .distributed import is_main
-    result = evaluate(args.checkpoints, args.data, load_perceptual(), progress=True)
+    try:
+        result = evaluate(args.checkpoints, args.data, load_perceptual(), progress=True)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; evaluate writes no files, nothing was kept") from None
     if not is_main():  # under torchrun every rank has the table; rank 0 prints it
         return
     if args.json:
         _print_json(result)
         return
     print(f"evaluation on {result['data']} ({len(result['images'])} images); checkpoints {result['checkpoints']}")
+    if result["skipped"]:
+        print(f"skipped (could not be decoded): {', '.join(result['skipped'])}")
     print(format_table(result))
     for name, reason in result["unavailable"].items():
         print(f"{name.upper()} unavailable: {reason}")
@@ -84,7 +92,8 @@ def cmd_report(args) -> None:
     from .evaluate import load_perceptual
     from .report import markdown_table, report
     from .distributed import is_main
-    result = report(args.out, args.checkpoints, args.data, load_perceptual(fid_dims=args.fid_dims), progress=True)
+    result = report(args.out, args.checkpoints, args.data, load_perceptual(fid_dims=args.fid_dims), progress=True,
+                    overwrite=args.overwrite)
     if not is_main():
         return
     print(markdown_table(result))
@@ -93,7 +102,7 @@ def cmd_report(args) -> None:
 
 def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
     """(photo, method, temperature, seed, output path) for every output asked for, all checked first."""
-    from .data import open_photo
+    from .data import IMAGE_SUFFIXES, check_photo, frames
     from .files import writable_folder
     from .methods import METHODS
     from .models import check_temperature
@@ -103,10 +112,16 @@ def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
     if args.tile < 16:
         raise ValueError(f"--tile must be at least 16 LR pixels, got {args.tile}")
     check_temperature(args.temperature, "--temperature")
+    if not 0 <= args.seed <= 2 ** 63 - args.samples:
+        raise ValueError(f"--seed must be in 0 .. 2**63 - {args.samples} (one seed per sample), got {args.seed}")
     photos = [Path(photo) for photo in args.images]
-    for photo in photos:
-        open_photo(photo).close()  # exists and is an image, before any work
+    for photo in photos:  # each exists, is a regular file and decodes whole, before any work
+        check_photo(photo)
+        if frames(photo) > 1:
+            print(f"note: {photo} holds {frames(photo)} frames (animated or multi-page); upscaling the first")
     out = Path(args.out)
+    if out.suffix.lower() in IMAGE_SUFFIXES - {".png"}:
+        raise ValueError(f"--out {out}: upscale writes PNG files; give a folder or a name ending in .png")
     jobs = []
     for photo in photos:
         for name in names:
@@ -120,7 +135,13 @@ def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
             raise ValueError(f"--out {out} names one file, but {len(jobs)} outputs are asked for; give a folder")
         jobs = [job[:4] + (out,) for job in jobs]
     writable_folder(jobs[0][4].parent)
-    for *_, path in jobs:
+    sources = {}
+    for photo, *_, path in jobs:
+        if sources.setdefault(path, photo) != photo:  # e.g. a/face.png and b/face.png
+            raise ValueError(f"{sources[path]} and {photo} would both be written to {path}; "
+                             "upscale them into separate --out folders")
+        if path.is_dir():
+            raise ValueError(f"--out {path} is a folder; give a folder for --out, or a .png file name")
         if path.exists() and not args.overwrite:
             raise ValueError(f"{path} exists; pass --overwrite to replace it")
     return jobs
@@ -139,10 +160,16 @@ def cmd_upscale(args) -> None:
             if not path.is_file():
                 raise ValueError(f"no {path}: train {name} (README) or pass --checkpoints with its folder")
             models[name] = load_model(path, name)[0].to(device)
-    for photo, name, temperature, seed, path in jobs:
-        array = upscale_photo(photo, models, name, temperature, seed, args.alpha, args.tile,
-                              progress=f"{photo.name} {name}")
-        print(f"wrote {write_png(path, array, args.overwrite)} ({array.shape[1]}x{array.shape[0]})")
+    written = 0
+    try:
+        for photo, name, temperature, seed, path in jobs:
+            array = upscale_photo(photo, models, name, temperature, seed, args.alpha, args.tile,
+                                  progress=f"{photo.name} {name}")
+            print(f"wrote {write_png(path, array, args.overwrite)} ({array.shape[1]}x{array.shape[0]})")
+            written += 1
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {written} of {len(jobs)} outputs were written (listed above), "
+                          "none half-written") from None
 
 
 def cmd_student(args) -> None:
@@ -154,8 +181,14 @@ def cmd_student(args) -> None:
 def cmd_weights(args) -> None:
     from . import weights
     if args.fetch:
+        from urllib.error import URLError
         for key in weights.WEIGHTS:
-            print(f"fetching {key} ... {weights.fetch(key)}")
+            name, url, _ = weights.WEIGHTS[key]
+            try:
+                print(f"fetching {key} ... {weights.fetch(key)}")
+            except URLError as error:
+                raise ValueError(f"could not download {url} ({error.reason}); without internet, copy {name} "
+                                 f"into {weights.checkpoint_dir()} by hand") from error
     for key, (name, _, used_by) in weights.WEIGHTS.items():
         state = "present" if (weights.checkpoint_dir() / name).is_file() else "MISSING"
         print(f"{state:8} {name:42} {used_by}")
@@ -166,6 +199,8 @@ def cmd_bench(args) -> None:
     from .bench import bench, format_bench
     if args.batch is not None and args.batch < 1:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
+    if args.crop is not None and (args.crop < 16 or args.crop % 4):
+        raise ValueError(f"--crop must be a multiple of 4 and at least 16 HR pixels, got {args.crop}")
     device = _device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop, compile_flow=args.compile)
     _print_json(result) if args.json else print(format_bench(result))
@@ -176,13 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .methods import METHODS, STUDY_TEMPERATURE, trainable
     from .upscale import DEFAULT_TILE
     parser = argparse.ArgumentParser(prog="python -m sr_lib", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a user error too")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: OMP_NUM_THREADS, else the CPUs this process may use; "
                              "on a busy shared machine 1 is often fastest, see README)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("complexity", help="parameters, MACs per HR pixel and measured receptive fields")
-    p.add_argument("--config", choices=sorted(CONFIGS), default="paper")
+    p.add_argument("--config", choices=sorted(CONFIGS), default="cpu",
+                   help="'paper' probes the study-size flow in float64: about 2 minutes and 14 GB of memory")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_complexity)
 
@@ -231,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="the comparison report: figures, Markdown and JSON table")
     p.add_argument("--checkpoints", default=str(DEFAULT_CHECKPOINTS))
     p.add_argument("--data", default="bundled-heldout")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="a new or empty folder, or a report's folder with --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace the report already in --out")
     p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
                    help="Inception feature size for FID (2048 is the standard; smaller ones are labelled)")
     p.set_defaults(func=cmd_report)
@@ -273,13 +311,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a command as Ctrl-C does: cleanly, saying what was kept
+
+
 def main(argv: list[str] | None = None) -> int:
     from .threads import use_threads
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         use_threads(args.threads)
         args.func(args)
+    except Interrupted as stop:
+        print(f"\n{stop}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted; no file was half-written", file=sys.stderr)
+        return 130
     except (ValueError, OSError) as error:  # bad input, missing or unwritable files: say what, no traceback
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

@@ -6,13 +6,15 @@ default (`bundled`) uses the real colour photographs that installed packages shi
 set, and training never sees them. Any folder of images (FFHQ, CelebA, DIV2K, your own photos) works
 through `load_folder`.
 """
+import io
+import stat
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .config import SCALE
 from .imaging import check_images, degrade
@@ -86,17 +88,70 @@ def bundled_heldout() -> dict[str, torch.Tensor]:
 
 
 def open_photo(source) -> Image.Image:
-    """The image at a path or in a file-like object, upright by its EXIF orientation; ValueError if it is
-    not an image (only the header is read: cheap enough to check every input before work starts)."""
+    """The image at a path or in a file-like object; ValueError if it is not an image, not a regular file
+    (a FIFO or a device would block or never end) or too large (only the header is read: cheap enough to
+    check every input before work starts)."""
     name = source if isinstance(source, (str, Path)) else "this file"
+    if isinstance(source, (str, Path)):
+        mode = Path(source).stat().st_mode  # FileNotFoundError names a missing file
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"{name} is {'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}, not a photo")
     try:
         image = Image.open(source)
+    except Image.DecompressionBombError as error:  # PIL's guard (about 179 million pixels), named as ours
+        raise ValueError(f"{name} claims more pixels than a photo this program upscales "
+                         f"({error}); its 4x output would exceed {MAX_OUTPUT_PIXELS:,} pixels") from error
     except UnidentifiedImageError as error:
+        if _is_tiff(source):
+            raise ValueError(f"{name} is a TIFF whose pixel layout this program cannot read (for example "
+                             "floating-point RGB or RGBA); save it as an 8- or 16-bit TIFF or a PNG") from error
         raise ValueError(f"{name} is not an image file this program can read (PNG, JPEG, TIFF, BMP, WebP, ...)") from error
     if image.width * image.height * SCALE ** 2 > MAX_OUTPUT_PIXELS:
         raise ValueError(f"{name} is {image.width}x{image.height}: its 4x output would exceed "
                          f"{MAX_OUTPUT_PIXELS:,} pixels")
     return image
+
+
+def _is_tiff(source) -> bool:
+    try:
+        if isinstance(source, (str, Path)):
+            with open(source, "rb") as file:
+                head = file.read(4)
+        else:
+            source.seek(0)
+            head = source.read(4)
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return False
+    return head in (b"II*\x00", b"MM\x00*")
+
+
+def check_photo(source) -> None:
+    """Decode the whole photo and discard it: a truncated or corrupt file is named before any work
+    starts (a header alone can be intact over a broken body)."""
+    try:
+        read_photo(source, alpha="drop")
+    except OSError as error:
+        raise ValueError(f"{source}: cannot be decoded ({error})") from error
+
+
+def frames(source) -> int:
+    """How many frames the file holds (an animated GIF or WebP, a multi-page TIFF: more than one)."""
+    with open_photo(source) as image:
+        return getattr(image, "n_frames", 1)
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """An 8-bit image with an embedded ICC colour profile, converted to sRGB (what the networks were
+    trained on and what a PNG without a profile means); others as they are."""
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError):  # a broken profile: the pixels as they are
+        return image
 
 
 class Photo(NamedTuple):
@@ -116,7 +171,7 @@ def read_photo(source, alpha: str = "keep") -> Photo:
     if alpha not in ALPHA_MODES:
         raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
     with open_photo(source) as file:
-        image = ImageOps.exif_transpose(file)
+        image = _to_srgb(ImageOps.exif_transpose(file))
         if image.mode == "P":
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")  # a palette: its colours
         mode = image.mode
@@ -182,6 +237,8 @@ def training_images(data: str, crop: int) -> dict[str, torch.Tensor]:
 def _image_files(root: Path, min_side: int) -> dict[str, tuple[Path, int]]:
     """{relative name: (file, its shorter side)} of every image file under `root` at least min_side px on
     each side; only headers are read. Unreadable and small files are skipped with a warning."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--data {root} is a file; give a folder of images (or 'bundled')")
     if not root.is_dir():
         raise ValueError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
     files = {}
@@ -222,7 +279,13 @@ class EvaluationSet:
         return len(self.names)
 
     def read(self, name: str) -> torch.Tensor:
-        """The (3, side, side) HR image of that name."""
+        """The (3, side, side) HR image of that name; ValueError naming the file if it cannot be decoded
+        (its header was readable when the folder was scanned)."""
+        if self._files:
+            try:
+                return center_crop(read_photo(self._files[name][0], alpha="drop").rgb, self.side)
+            except OSError as error:
+                raise ValueError(f"{self._files[name][0]}: cannot be decoded ({error})") from error
         image = self._images[name] if self._images else read_photo(self._files[name][0], alpha="drop").rgb
         return center_crop(image, self.side)
 
@@ -294,13 +357,26 @@ class FolderCrops(torch.utils.data.IterableDataset):
 
     def __init__(self, files: list[Path], crop: int, batch: int, seed: int, rank: int = 0, start: int = 0):
         self.files, self.crop, self.batch, self.seed, self.rank, self.start = files, crop, batch, seed, rank, start
+        self.broken = set()
 
     def batch_at(self, step: int) -> torch.Tensor:
+        """A file that fails to decode is skipped with a warning (once per worker) and another is drawn
+        from the same generator: decoding fails the same way in every worker, so the stream stays a
+        function of (seed, rank, step)."""
         gen = torch.Generator().manual_seed(hash((self.seed, self.rank, step)) & (2 ** 62 - 1))
         crops = []
-        for _ in range(self.batch):
+        while len(crops) < self.batch:
             file = self.files[torch.randint(len(self.files), (1,), generator=gen).item()]
-            crops.append(random_crop(read_photo(file, alpha="drop").rgb, self.crop, gen))
+            try:
+                image = read_photo(file, alpha="drop").rgb
+            except (ValueError, OSError) as error:
+                if file not in self.broken:
+                    self.broken.add(file)
+                    warnings.warn(f"{file}: skipped, not a readable image ({error})", stacklevel=2)
+                if len(self.broken) == len(self.files):
+                    raise ValueError(f"none of the {len(self.files)} images in the training folder can be decoded")
+                continue
+            crops.append(random_crop(image, self.crop, gen))
         return torch.stack(crops)
 
     def __iter__(self):

@@ -45,6 +45,7 @@ def setup(device: str) -> str:
     GPUs). A no-op for a single process."""
     if not launched() or dist.is_initialized():
         return device
+    end_with_parent()
     if device.startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if local >= torch.cuda.device_count():
@@ -53,6 +54,21 @@ def setup(device: str) -> str:
         device = f"cuda:{local}"
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=TIMEOUT)
     return device
+
+
+def end_with_parent() -> None:
+    """Ask the kernel to send this process SIGTERM when its parent (torchrun's agent) dies, so that a killed
+    agent (SIGKILL: no chance to stop its workers) leaves no orphan ranks writing checkpoints. Linux only;
+    elsewhere a no-op. SIGTERM ends a command with its 'interrupted' line (`cli.main`)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request: act on it now
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def report_failure(error: BaseException, checkpoint) -> None:

@@ -16,6 +16,7 @@ as they come (`Tally`): per-image means, a bounded, seeded sample of SWD descrip
 Memory therefore does not grow with the number of images beyond those bounds.
 `report.py` renders the result; `python -m sr_lib evaluate` prints it.
 """
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -173,10 +174,15 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
     rank, ranks = distributed.rank(), distributed.world_size()
     if ranks > len(images):
         raise ValueError(f"{ranks} processes for {len(images)} evaluation images: use at most one per image")
-    originals, tallies, shown, costs = Tally(keep, perceptual), {}, {}, None
+    originals, tallies, shown, costs, skipped = Tally(keep, perceptual), {}, {}, None, []
     for index in tqdm(range(rank, len(images), ranks), desc="evaluate", unit="image",
                       disable=not (progress and distributed.is_main())):
-        hr = images.read(images.names[index])[None]
+        try:
+            hr = images.read(images.names[index])[None]
+        except ValueError as error:  # one broken file does not lose the evaluation: skipped and listed
+            warnings.warn(f"skipped: {error}", stacklevel=2)
+            skipped.append(index)
+            continue
         lr = degrade(hr)
         if costs is None and distributed.is_main():  # once, on the first image, not per T
             costs = {name: cost(name, model, lr) for name, model in models.items()}
@@ -185,6 +191,9 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
             tallies.setdefault((name, t), Tally(keep, perceptual)).add(index, samples, hr, lr)
             if index < with_outputs:
                 shown.setdefault(index, (hr, lr, {}))[2][name, t] = samples
+    skipped = sorted(index for part in distributed.gather(skipped) for index in part)
+    if len(skipped) == len(images):
+        raise ValueError(f"none of the {len(images)} evaluation images could be decoded")
     costs = distributed.gather(costs)[0]  # rank 0's: the others skip the field probe and the timing
     shown = {index: item for part in distributed.gather(shown) for index, item in part.items()}
     pairs = [shown[index][:2] for index in sorted(shown)]
@@ -197,7 +206,8 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
         shows_study = METHODS[name].study and (t is None or t == STUDY_TEMPERATURE)
         row["study"] = METHODS[name].study if shows_study else None
         rows.append(row)
-    result = {"data": data, "images": images.names, "checkpoints": str(checkpoints),
+    result = {"data": data, "images": [n for i, n in enumerate(images.names) if i not in skipped],
+              "skipped": [images.names[i] for i in skipped], "checkpoints": str(checkpoints),
               "unavailable": perceptual["unavailable"],
               "fid_protocol": {"dims": perceptual.get("fid_dims", FID_DIMS), "patch": 64, "stride": 32},
               "swd_protocol": {"descriptors_per_image_and_level": keep, "budget": SWD_BUDGET},

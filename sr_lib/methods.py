@@ -99,7 +99,8 @@ def load_methods(checkpoints: str | Path = DEFAULT_CHECKPOINTS) -> dict[str, tor
     without weights (bicubic), in the table's order."""
     folder = Path(checkpoints)
     if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint folder {folder} does not exist")
+        raise FileNotFoundError(f"--checkpoints {folder} is a file; give the folder that holds sr.pt, srgan.pt, ..."
+                                if folder.exists() else f"checkpoint folder {folder} does not exist")
     models = {}
     for name, method in METHODS.items():
         if method.network is None:

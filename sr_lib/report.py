@@ -8,13 +8,16 @@ missing is listed as unavailable, with the file and the folder it needs.
 """
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 
 from . import distributed
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .data import HELDOUT_DETAIL
 from .evaluate import evaluate
-from .files import atomic_write, writable_folder
+from .errors import Interrupted
+from .files import atomic_write, remove_stale, writable_folder
 from .methods import STUDY_TEMPERATURE, TEMPERATURES, label
 from .plotting import comparison_figure, perception_distortion_figure
 
@@ -43,7 +46,8 @@ def markdown_table(result: dict) -> str:
         cells += ["n/a" if key in result["unavailable"] else _fmt(r.get(key), digits) for _, key, digits in COLUMNS]
         cells += [_fmt(study.get("fid")), _fmt(study.get("lpips"), 4)]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"\nImages: {', '.join(result['images'])} ({result['data']}); checkpoints: `{result['checkpoints']}`.",
+    notes = [f"\nImages: {', '.join(result['images'])} ({result['data']}); checkpoints: `{result['checkpoints']}`."
+             + (f" Skipped, could not be decoded: {', '.join(result['skipped'])}." if result.get("skipped") else ""),
              "PSNR/SSIM on RGB with a 4 px border crop; LR-PSNR: output downsampled by the same bicubic "
              "degradation vs. the LR input; diversity: per-pixel std over the samples; SWD: multi-scale sliced "
              "Wasserstein distance of 7x7 Laplacian-pyramid neighbourhoods to the originals' (x 1e3, lower = more "
@@ -75,12 +79,50 @@ def write_report(out: str | Path, result: dict, pairs, outputs) -> None:
         plt.close(fig)
 
 
+REPORT_FILES = ("table.json", "table.md", "perception_distortion.png", "comparison.png")
+
+
+def check_report_folder(out: str | Path, overwrite: bool) -> Path:
+    """`out` as a folder the report may be written to, checked before any work: new or empty, or holding
+    a report (and nothing else) when `overwrite`; a folder with other files is never replaced."""
+    out = writable_folder(out)
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    foreign = [name for name in present if name not in REPORT_FILES]
+    if foreign:
+        raise ValueError(f"--out {out} holds other files ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder for the report")
+    if present and not overwrite:
+        raise ValueError(f"--out {out} holds a report; pass --overwrite to replace it")
+    return out
+
+
+def _swap_in(out: Path, result, pairs, outputs) -> None:
+    """Write the whole report into a temporary folder beside `out`, then put it in place of `out` by two
+    renames: a failure (a full disk, Ctrl-C) leaves the old report as it was, never a mix of two."""
+    out = out.resolve()
+    remove_stale(out)
+    tmp, old = (out.with_name(f".{out.name}.{os.getpid()}.{kind}") for kind in ("tmp", "old"))
+    try:
+        write_report(tmp, result, pairs, outputs)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def report(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data: str = "bundled-heldout",
-           perceptual: dict | None = None, temperatures=TEMPERATURES, progress: bool = False) -> dict:
-    """Evaluate every method and write the report's four files into `out` (created); returns the result."""
-    writable_folder(out)
-    result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures, with_outputs=FIGURE_IMAGES,
-                                      progress=progress)
-    if distributed.is_main():  # under torchrun: one writer
-        write_report(out, result, pairs, outputs)
+           perceptual: dict | None = None, temperatures=TEMPERATURES, progress: bool = False,
+           overwrite: bool = False) -> dict:
+    """Evaluate every method and write the report's four files into `out` (created, or replaced whole
+    when `overwrite`); returns the result."""
+    out = check_report_folder(out, overwrite)
+    try:
+        result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures,
+                                          with_outputs=FIGURE_IMAGES, progress=progress)
+        if distributed.is_main():  # under torchrun: one writer
+            _swap_in(Path(out), result, pairs, outputs)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {out} is as it was before this run") from None
     return result

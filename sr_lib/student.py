@@ -28,7 +28,10 @@ def exercise_stub(source: str) -> str:
 
 def student_version(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
     """A copy of the notebook with every solution region replaced by its exercise's stub, and how many."""
-    from nbgrader.preprocessors import ClearSolutions
+    try:
+        from nbgrader.preprocessors import ClearSolutions
+    except ModuleNotFoundError as missing:
+        raise ValueError(f"student versions need nbgrader ({missing}): pip install -e \".[course]\"") from missing
     notebook = nbformat.from_dict(notebook)  # a copy
     count = 0
     for index, cell in enumerate(notebook.cells):

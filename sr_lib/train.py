@@ -38,7 +38,8 @@ from . import distributed
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import SCALE, Config
 from .data import RandomCrops, training_stream
-from .files import atomic_write, writable_folder
+from .errors import Interrupted
+from .files import OutputLock, atomic_write, writable_folder
 from .imaging import degrade, trusted_inputs
 from .methods import METHODS, trainable
 from .metrics import grid_pattern
@@ -110,6 +111,10 @@ class TrainSettings:
             raise ValueError(f"learning rate must be in (0, 1), got {self.learning_rate}")
         if self.sync_batchnorm and not self.device.startswith("cuda"):
             raise ValueError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues the checkpoint and --overwrite starts again: choose one")
+        if not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"--seed must be in 0 .. 2**63 - 1, got {self.seed}")
         if self.cfg.batch % distributed.world_size():
             raise ValueError(f"the batch of {self.cfg.batch} does not split over {distributed.world_size()} processes")
         self.out = writable_folder(self.out)
@@ -187,6 +192,7 @@ class _Run:
         if distributed.rank():  # the other ranks' noise (dequantization, windows) differs from rank 0's
             torch.manual_seed(stream_seed(settings.seed))
         self.step, self.history = 0, []  # step: how many updates are done
+        self.saved = None  # the step the checkpoint on disk holds, once this run wrote or resumed one
         if payload is not None:
             self._restore(payload)
 
@@ -196,6 +202,11 @@ class _Run:
     def _restore(self, payload: dict) -> None:
         if payload.get("slim"):
             raise ValueError(f"{self.path} is a slim, evaluation-only checkpoint: it cannot resume training")
+        missing = [f"{name}_optimizer" for name in self.optimizers if f"{name}_optimizer" not in payload]
+        missing += [name for name in self._modules() if name != "model" and name not in payload]
+        if missing:
+            raise ValueError(f"{self.path} cannot resume training: it holds no {', '.join(missing)} (written by "
+                             "another tool or trimmed); start again with --overwrite")
         if payload["step"] >= self.settings.steps:
             raise ValueError(f"{self.path} is at step {payload['step']}, not before --steps {self.settings.steps}: "
                              "nothing to train; raise --steps to continue")
@@ -208,6 +219,7 @@ class _Run:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(payload[f"{name}_optimizer"])
         self.step, self.history = payload["step"], payload["history"]
+        self.saved = self.step
         states = payload.get("rank_states") or [{"data": payload["data_state"], "rng": payload["rng_state"]}]
         if len(states) == distributed.world_size():
             state = states[distributed.rank()]
@@ -233,6 +245,7 @@ class _Run:
         states = distributed.gather({"data": self.stream.state(), "rng": torch.get_rng_state(),
                                      "cuda_rng": torch.cuda.get_rng_state(torch.device(self.settings.device))
                                      if cuda else None})
+        self.saved = self.step  # on every rank: they decide together whether a final save is due
         if not distributed.is_main():
             return
         modules = self._modules()
@@ -247,7 +260,16 @@ class _Run:
         atomic_write(self.path.with_suffix(".history.json"), lambda tmp: tmp.write_text(text))
 
     def fit(self, update) -> Path:
-        """Call update(hr, lr) -> losses (or None: skipped) until `steps` updates are done; save as we go."""
+        """Call update(hr, lr) -> losses (or None: skipped) until `steps` updates are done; save as we go.
+        Ctrl-C or SIGTERM ends it with `Interrupted`, saying which step the checkpoint on disk holds."""
+        try:
+            return self._fit(update)
+        except KeyboardInterrupt:
+            kept = (f"{self.path} holds step {self.saved}" if self.saved is not None
+                    else f"no checkpoint was written ({self.path} is as it was)")
+            raise Interrupted(f"interrupted at step {self.step}; {kept}") from None
+
+    def _fit(self, update) -> Path:
         for m in self.trained.values():
             m.train()
         for m in self.kept.values():
@@ -279,6 +301,8 @@ class _Run:
             bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
             if self.step % self.settings.save_every == 0 or self.step == steps:
                 self.save()
+        if self.saved != self.step:  # the last steps were skipped: the weights are the last good ones
+            self.save()
         bar.close()
         return self.path
 
@@ -480,11 +504,17 @@ def train(settings: TrainSettings) -> Path:
     """Train settings.method with its objective's loop; returns the checkpoint's path. Under torchrun
     every process runs this; they join one process group first (`distributed.setup`)."""
     settings.device = distributed.setup(settings.device)
-    try:
-        torch.manual_seed(settings.seed)  # before any network is built: initial weights are reproducible
-        return LOOPS[METHODS[settings.method].objective](settings)
+    path = checkpoint_path(settings.out, settings.method)
+    try:  # rank 0 writes: it holds the lock on the checkpoint, so no second run writes it at the same time
+        with OutputLock(path) if distributed.is_main() else contextlib.nullcontext():
+            torch.manual_seed(settings.seed)  # before any network is built: initial weights are reproducible
+            return LOOPS[METHODS[settings.method].objective](settings)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # before the loop started
+        raise Interrupted(f"interrupted before the first step; {path} is as it was") from None
     except Exception as error:
-        distributed.report_failure(error, checkpoint_path(settings.out, settings.method))
+        distributed.report_failure(error, path)
         raise
     finally:
         distributed.teardown()

@@ -1,5 +1,6 @@
 """torchrun with two CPU processes (gloo): every trainer runs, rank 0 alone writes, resume is exact."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -201,3 +202,46 @@ def test_a_batch_that_does_not_split_and_sync_bn_on_cpu_are_refused(monkeypatch,
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(["train", "sr", "--config", "tiny", "--steps", "1", "--out", str(tmp_path), "--sync-bn"]) == 2
     assert "--sync-bn needs GPUs" in capsys.readouterr().err
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return [int(p) for p in file.read().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().split(") ")[1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_end_when_the_torchrun_agent_is_killed(tmp_path):
+    """SIGKILL gives torchrun's agent no chance to stop its workers: they notice their parent's death
+    themselves (distributed.end_with_parent) and end, rather than train on as orphans."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sr_lib",
+               "--threads", "1", "train", "sr", "--config", "tiny", "--steps", "100000", "--save-every", "50",
+               "--out", str(tmp_path)]
+    agent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = []
+    try:
+        for _ in range(600):  # until rank 0 holds the checkpoint's lock: both workers are training
+            if (tmp_path / ".sr.pt.lock").exists():
+                break
+            time.sleep(0.1)
+        workers = _children(agent.pid)
+        assert len(workers) == 2
+        agent.kill()
+        agent.wait()
+        deadline = time.monotonic() + 30
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_alive, workers))
+    finally:  # whatever happened, nothing of the run outlives the test
+        for pid in [agent.pid, *workers]:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass

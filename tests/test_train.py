@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import sr_lib.train as train_module
+from sr_lib.errors import Interrupted
 from sr_lib.checkpoint import load_checkpoint, load_model, save_checkpoint
 from sr_lib.cli import main
 from sr_lib.config import get_config
@@ -46,7 +47,7 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch, m
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "guarded_step", interrupted_on_third_update)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
         train(settings(tmp_path / "b", method, 4))
     assert load_checkpoint(tmp_path / "b" / f"{method}.pt", method)["step"] == 2  # the last periodic save
     monkeypatch.setattr(train_module, "guarded_step", real_step)
@@ -113,7 +114,7 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     gen = Generator(get_config("tiny"))
     with torch.no_grad():
         gen.tail.weight[0, 0, 0, 0] = math.inf
-    with pytest.raises(RuntimeError, match="non-finite weights in \\['tail.weight'\\]"):
+    with pytest.raises(RuntimeError, match="non-finite values in \\['model.tail.weight'\\]"):
         save_checkpoint(tmp_path / "sr.pt", "sr", "generator", get_config("tiny"), 1, gen)
     assert list(tmp_path.iterdir()) == []
 
@@ -224,7 +225,7 @@ def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_pat
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
     monkeypatch.setattr(train_module, "guarded_step", interrupted_on_third_update)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
         train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=2))
     monkeypatch.setattr(train_module, "guarded_step", real_step)
     resumed = load_checkpoint(train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=1, resume=True)), "sr")
