@@ -31,22 +31,25 @@ def _device(name: str) -> str:
 
 def cmd_complexity(args) -> None:
     from .complexity import audit, format_audit
-    result = audit(get_config(args.config))
+    result = audit(get_config(args.config), check_memory=True)
     _print_json(result) if args.json else print(format_audit(result))
 
 
 def cmd_check_flow(args) -> None:
-    from .invertibility import check
+    from . import memory
+    from .invertibility import BATCH, check
     if args.size < 4 or args.size % 4:
         raise ValueError(f"--size must be a positive multiple of 4, got {args.size}")
+    flow = None
     if args.checkpoint:  # a trained flow, checked as it is
         from .checkpoint import load_model
         flow, payload = load_model(args.checkpoint, None)
         if payload["network"] != "flow":
             raise ValueError(f"{args.checkpoint} holds a {payload['network']}, not a flow")
-        result = check(flow.config, args.size, getattr(torch, args.dtype), flow=flow)
-    else:
-        result = check(get_config(args.config), args.size, getattr(torch, args.dtype))
+    cfg, dtype = (flow.config if flow else get_config(args.config)), getattr(torch, args.dtype)
+    memory.require(memory.flow_pass_bytes(cfg, args.size, BATCH, dtype), f"check-flow --size {args.size} ({args.dtype})",
+                   "give a smaller --size" + (" or --dtype float32" if args.dtype == "float64" else ""))
+    result = check(cfg, args.size, dtype, flow=flow)
     if args.json:
         _print_json(result)
         return

@@ -17,6 +17,7 @@ import functools
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import memory
 from .config import SCALE, Config
 from .models import build
 
@@ -97,11 +98,17 @@ def generator_field(cfg: Config, lr_side: int = 64) -> int:
 
 
 @functools.lru_cache
-def flow_fields(cfg: Config, lr_side: int = 64) -> tuple[int, int]:
+def flow_fields(cfg: Config, lr_side: int = 64, check_memory: bool = False) -> tuple[int, int]:
     """The flow's receptive fields in HR pixels, sampling direction, with respect to z and to the LR image.
-    It sees further than the generator: the probe grows until the field fits inside it."""
+    It sees further than the generator: the probe grows until the field fits inside it. With check_memory,
+    each probe first makes sure its memory is there (`memory.require`)."""
     flow = _random_copy(build("flow", cfg), torch.float64)
     while True:
+        if check_memory:
+            side = SCALE * lr_side
+            memory.require(memory.flow_pass_bytes(cfg, side, 1, torch.float64, backward=True),
+                           f"complexity --config {cfg.name} (its float64 receptive-field probe at {side}x{side} px)",
+                           "run it on a machine with more memory; --config cpu needs about 3 GB")
         try:
             return tuple(receptive_field(lambda z, lr: flow.inverse(z, lr)[0],
                                          [torch.randn(1, 3, SCALE * lr_side, SCALE * lr_side, dtype=torch.float64),
@@ -110,8 +117,9 @@ def flow_fields(cfg: Config, lr_side: int = 64) -> tuple[int, int]:
             lr_side *= 2
 
 
-def audit(cfg: Config, lr_side: int = 64) -> dict:
-    """Parameters, MACs per HR pixel and measured receptive field of the three networks of `cfg`."""
+def audit(cfg: Config, lr_side: int = 64, check_memory: bool = False) -> dict:
+    """Parameters, MACs per HR pixel and measured receptive field of the three networks of `cfg`
+    (check_memory: refuse a probe that would not fit, before it starts)."""
     hr_side = SCALE * lr_side
     lr = torch.rand(1, 3, lr_side, lr_side)
     z = torch.randn(1, 3, hr_side, hr_side)
@@ -126,7 +134,7 @@ def audit(cfg: Config, lr_side: int = 64) -> dict:
     flow = _random_copy(build("flow", cfg))
     def sample(z_, lr_):
         return flow.inverse(z_, lr_)[0]
-    rf_z, rf_lr = flow_fields(cfg)
+    rf_z, rf_lr = flow_fields(cfg, check_memory=check_memory)
     report["flow"] = {"params": count_params(flow), "macs_per_hr_pixel": count_macs(sample, z, lr) / hr_pixels,
                       "receptive_field_px": max(rf_z, rf_lr), "receptive_field_z_px": rf_z,
                       "receptive_field_lr_px": rf_lr}

@@ -39,7 +39,10 @@ def scale_coupling_outputs(flow: ConditionalFlow, factor: float) -> ConditionalF
     return flow
 
 
-def random_pair(size: int, dtype: torch.dtype, seed: int = 0, batch: int = 2):
+BATCH = 2  # images per check
+
+
+def random_pair(size: int, dtype: torch.dtype, seed: int = 0, batch: int = BATCH):
     """A random HR batch (size x size) and its LR version, in the given dtype."""
     gen = torch.Generator().manual_seed(seed)
     hr = torch.rand(batch, 3, size, size, generator=gen, dtype=torch.float64).to(dtype)

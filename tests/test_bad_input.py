@@ -443,6 +443,34 @@ def test_complexity_defaults_to_the_cpu_configuration():
     assert build_parser().parse_args(["complexity"]).config == "cpu"
 
 
+def test_a_probe_too_large_for_memory_is_refused_before_it_starts(capsys, monkeypatch):
+    """check-flow --size 40000 needs terabytes: refused at once, saying what it needs and what to change."""
+    start = time.perf_counter()
+    err = _cli_error(capsys, ["check-flow", "--size", "40000"])
+    assert "check-flow --size 40000 (float32) needs about" in err and "give a smaller --size" in err
+    assert time.perf_counter() - start < 10
+    from sr_lib import memory
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2e9)  # a small container
+    err = _cli_error(capsys, ["complexity", "--config", "paper"])
+    assert "complexity --config paper (its float64 receptive-field probe at 256x256 px) needs about" in err
+    assert "2.0 GB are available" in err
+    assert main(["check-flow", "--config", "tiny", "--size", "16"]) == 0  # a size that fits still runs
+
+
+def test_the_memory_estimate_bounds_the_measured_peak(tmp_path):
+    """The estimate of `memory.flow_pass_bytes` is an upper bound of what check-flow really uses (peak
+    resident memory of a child process), and not a wild one."""
+    from sr_lib import memory
+    child = ("import resource, torch; from sr_lib.cli import main; torch.set_num_threads(1); "
+             "assert main(['check-flow', '--config', 'tiny', '--size', '128', '--dtype', 'float64']) == 0; "
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    peak = int(run.stdout.split()[-1]) * 1024  # kB on Linux
+    estimate = memory.flow_pass_bytes(get_config("tiny"), 128, 2, torch.float64)
+    assert peak < estimate < 3 * peak
+
+
 def test_ctrl_c_during_upscale_says_what_was_written(tmp_path):
     """SIGINT to a real upscale of two photos by the flow (slow enough to interrupt): one line, status
     130, no traceback and no half-written file."""
