@@ -99,8 +99,8 @@ def open_photo(source) -> Image.Image:
     try:
         image = Image.open(source)
     except Image.DecompressionBombError as error:  # PIL's guard (about 179 million pixels), named as ours
-        raise ValueError(f"{name} claims more pixels than a photo this program upscales "
-                         f"({error}); its 4x output would exceed {MAX_OUTPUT_PIXELS:,} pixels") from error
+        raise ValueError(f"{name} claims, in its header, more pixels than a photo this program upscales: "
+                         f"its 4x output would exceed {MAX_OUTPUT_PIXELS:,} pixels") from error
     except UnidentifiedImageError as error:
         if _is_tiff(source):
             raise ValueError(f"{name} is a TIFF whose pixel layout this program cannot read (for example "

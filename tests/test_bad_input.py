@@ -256,7 +256,7 @@ def test_two_photos_of_one_name_are_refused_before_any_work(tmp_path, capsys):
 @pytest.mark.parametrize("case,message", [
     ("fifo", "not a regular file"),
     ("truncated_second", "cannot be decoded"),
-    ("bomb", "claims more pixels"),
+    ("bomb", "claims, in its header, more pixels"),
     ("float_tiff", "TIFF whose pixel layout"),
     ("seed", "--seed must be in 0 .. 2**63"),
     ("out_jpg", "upscale writes PNG files"),
