@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, intervals
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .complexity import audit
 from .data import EvaluationSet
@@ -206,25 +206,66 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
     outputs = {key: [shown[index][2][key] for index in sorted(shown)] for key in tallies}
     originals = originals.merged()
     reference = originals.swd_reference()
-    rows = []
-    for (name, t), tally in tallies.items():
-        row = {"method": name, "temperature": t, **tally.merged().result(originals, reference), **costs[name]}
+    merged = {key: tally.merged() for key, tally in tallies.items()}
+    counts = intervals.image_counts(len(originals.images))
+    found = {key: tally.result(originals, reference) for key, tally in merged.items()}
+    swd_replicates = intervals.swd_replicates([tally.descriptors for tally in merged.values()],
+                                              originals.descriptors, reference, counts,
+                                              [row["swd"] for row in found.values()])
+    rows, replicates = [], {}
+    for ((name, t), tally), swd_replicate in zip(merged.items(), swd_replicates):
+        row = {"method": name, "temperature": t, **found[name, t], **costs[name]}
         shows_study = METHODS[name].study and (t is None or t == STUDY_TEMPERATURE)
         row["study"] = METHODS[name].study if shows_study else None
+        drawn = {key: intervals.mean_replicates([r[key] for r in tally.rows], counts) for key in tally.rows[0]}
+        drawn["swd"] = swd_replicate
+        row["intervals"] = {key: intervals.interval(values) for key, values in drawn.items()}
+        replicates[row_key(name, t)] = {key: values.tolist() for key, values in drawn.items()}
         rows.append(row)
     result = {"data": data, "images": [n for i, n in enumerate(images.names) if i not in skipped],
               "skipped": [images.names[i] for i in skipped], "checkpoints": str(checkpoints),
               "unavailable": perceptual["unavailable"],
               "fid_protocol": {"dims": perceptual.get("fid_dims", FID_DIMS), "patch": 64, "stride": 32},
               "swd_protocol": {"descriptors_per_image_and_level": keep, "budget": SWD_BUDGET},
-              "processes": ranks, "rows": rows}
+              "processes": ranks, "rows": rows,
+              "bootstrap": {"resamples": intervals.RESAMPLES, "level": intervals.LEVEL, "seed": intervals.SEED,
+                            "swd_projections": intervals.PROJECTIONS, "replicates": replicates}}
     return (result, pairs, outputs) if with_outputs else result
 
 
+def row_key(method: str, temperature: float | None) -> str:
+    """A row's name in `result['bootstrap']['replicates']`: 'sr', 'flow@0.8'."""
+    return method if temperature is None else f"{method}@{temperature:g}"
+
+
+def find_row(result: dict, method: str, temperature: float | None = None) -> dict:
+    for row in result["rows"]:
+        if row["method"] == method and row["temperature"] == temperature:
+            return row
+    raise KeyError(f"no row {row_key(method, temperature)} in this result")
+
+
+def difference(result: dict, a: tuple[str, float | None], b: tuple[str, float | None], measure: str) -> dict:
+    """Row a's `measure` minus row b's, with its paired bootstrap interval (both rows were resampled with
+    the same images): {'difference', 'interval', 'supported'}; `supported` says whether the interval
+    excludes 0, i.e. whether these images support an ordering of the two rows on this measure."""
+    draws = result["bootstrap"]["replicates"]
+    diff = torch.tensor(draws[row_key(*a)][measure]) - torch.tensor(draws[row_key(*b)][measure])
+    low, high = intervals.interval(diff, result["bootstrap"]["level"])
+    return {"difference": find_row(result, *a)[measure] - find_row(result, *b)[measure],
+            "interval": [low, high], "supported": low > 0 or high < 0}
+
+
 def format_table(result: dict) -> str:
-    columns = ("psnr", "ssim", "psnr_y", "lr_psnr", "diversity", "swd", "hf_energy_ratio")
-    lines = [f"{'method':<12}{'T':>5}" + "".join(f"{c:>16}" for c in columns)]
+    """Each measure with its 95% bootstrap interval over the images, [low, high]."""
+    columns = (("psnr", 2), ("ssim", 3), ("psnr_y", 2), ("lr_psnr", 2), ("diversity", 4), ("swd", 1),
+               ("hf_energy_ratio", 2))
+    lines = [f"{'method':<12}{'T':>5}" + "".join(f"{c:>24}" for c, _ in columns)]
     for row in result["rows"]:
         t = "-" if row["temperature"] is None else f"{row['temperature']:.1f}"
-        lines.append(f"{row['method']:<12}{t:>5}" + "".join(f"{row[c]:>16.4f}" for c in columns))
+        cells = [f"{row[c]:.{d}f} [{row['intervals'][c][0]:.{d}f}, {row['intervals'][c][1]:.{d}f}]" for c, d in columns]
+        lines.append(f"{row['method']:<12}{t:>5}" + "".join(f"{cell:>24}" for cell in cells))
+    n = len(result["images"])
+    lines.append(f"[low, high]: 95% bootstrap interval over the {n} images ({result['bootstrap']['resamples']} "
+                 "resamples, seed 0; SWD: the drawn images' patches)")
     return "\n".join(lines)

@@ -30,6 +30,13 @@ def _fmt(value, digits=3):
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _with_interval(row: dict, key: str, digits: int) -> str:
+    """The value, and its bootstrap interval where `evaluate` computed one: '25.72 [24.51, 26.93]'."""
+    low_high = row.get("intervals", {}).get(key)
+    interval = f" [{_fmt(low_high[0], digits)}, {_fmt(low_high[1], digits)}]" if low_high else ""
+    return _fmt(row.get(key), digits) + interval
+
+
 # (header, row key, digits); LPIPS and FID show "n/a" when their weights were missing
 COLUMNS = [("PSNR", "psnr", 2), ("SSIM", "ssim", 3), ("LR-PSNR", "lr_psnr", 2), ("diversity", "diversity", 4),
            ("SWD", "swd", 1), ("LPIPS", "lpips", 3), ("FID", "fid", 2), ("HF ratio", "hf_energy_ratio", 2),
@@ -43,7 +50,7 @@ def markdown_table(result: dict) -> str:
     for r in result["rows"]:
         study = r["study"] or {}
         cells = [label(r["method"]), _fmt(r["temperature"], 1)]
-        cells += ["n/a" if key in result["unavailable"] else _fmt(r.get(key), digits) for _, key, digits in COLUMNS]
+        cells += ["n/a" if key in result["unavailable"] else _with_interval(r, key, digits) for _, key, digits in COLUMNS]
         cells += [_fmt(study.get("fid")), _fmt(study.get("lpips"), 4)]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"\nImages: {', '.join(result['images'])} ({result['data']}); checkpoints: `{result['checkpoints']}`."
@@ -53,6 +60,11 @@ def markdown_table(result: dict) -> str:
              "Wasserstein distance of 7x7 Laplacian-pyramid neighbourhoods to the originals' (x 1e3, lower = more "
              "natural, needs no trained weights); HF ratio: spectral energy above the LR Nyquist limit, output / "
              "original (sharpness, not correctness); s/MP: inference seconds per output megapixel on this machine, timed on one seeded 64x64 LR input (a 256x256 output) for every method.",
+             f"[low, high]: the central {result['bootstrap']['level']:.0%} of {result['bootstrap']['resamples']} "
+             f"bootstrap resamples of the {len(result['images'])} images (seed {result['bootstrap']['seed']}; "
+             "SWD: the drawn images' patches, against the same drawn originals). With a handful of images the "
+             "interval only shows how far these images disagree, and is too narrow for the population of faces; "
+             "an ordering of two rows needs their paired difference's interval (`evaluate.difference`) to exclude 0.",
              f"FID: {result['fid_protocol']['dims']}-d Inception features of 64x64 px patches (every 32 px), first "
              "sample per image.",
              f"The study does not state its sampling temperature; its flow scores stand next to T = {STUDY_TEMPERATURE}.",
