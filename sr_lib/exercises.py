@@ -93,15 +93,25 @@ def check_coupling_inverse(inverse: Callable) -> str:
 
 
 def check_brute_force_logdet(logdet: Callable) -> str:
-    """logdet(f, x) -> log|det J_f(x)| for f mapping a vector (D,) to (D,), by building J."""
+    """logdet(f, x) -> log|det J_f(x)| for f mapping a vector (D,) to (D,), by building J. The map is
+    nonlinear, so that a J built at another point than x gives another number."""
     gen = torch.Generator().manual_seed(2)
     a = torch.randn(4, 4, generator=gen, dtype=torch.float64)
     if torch.linalg.det(a) > 0:
         a[0] = -a[0]  # a negative determinant: log|det|, not log det
     x = torch.randn(4, generator=gen, dtype=torch.float64)
-    jac = a
-    answer = _call(logdet, lambda v: a @ v + torch.sin(x), x, what="a linear map with a negative determinant")
+
+    def f(v):
+        return a @ (v + 0.5 * torch.sin(v))
+
+    def jacobian_at(w):  # a diag(1 + cos(w) / 2): the diagonal is positive, so det's sign is a's
+        return a * (1 + 0.5 * torch.cos(w))
+
+    jac = jacobian_at(x)
+    answer = _call(logdet, f, x, what="a nonlinear map with a negative determinant")
     det = torch.linalg.det(jac)
+    elsewhere = ("you built J at another point than x, the second argument: this f is not linear, so its "
+                 "Jacobian changes from point to point; take it there, torch.autograd.functional.jacobian(f, x)")
     _judge(answer, torch.log(det.abs()), [
         ("that is det J itself: take the log of its absolute value (torch.linalg.slogdet gives it stably)", det),
         ("the determinant is negative here: the change of variables needs log|det J|, so take the absolute "
@@ -110,9 +120,10 @@ def check_brute_force_logdet(logdet: Callable) -> str:
          "slogdet", torch.trace(jac)),
         ("the diagonal gives the determinant only for triangular matrices; this J is dense: use slogdet",
          torch.log(torch.diagonal(jac).abs()).sum()),
-    ], "a dense 4x4 Jacobian", tol=1e-5,
+    ] + [(elsewhere, torch.linalg.slogdet(jacobian_at(w))[1]) for w in (torch.zeros_like(x), torch.ones_like(x), f(x))],
+        "a dense 4x4 Jacobian", tol=1e-5,
         hint="build J with torch.autograd.functional.jacobian(f, w), then take torch.linalg.slogdet(J)[1]")
-    return "correct: log|det J| from the dense Jacobian, negative determinants included"
+    return "correct: log|det J| from the dense Jacobian at x, negative determinants included"
 
 
 # ---------------------------------------------------------------- 02: invertibility

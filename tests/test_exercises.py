@@ -29,7 +29,9 @@ CASES = {
         _dense_logdet,
         [(lambda f, x: torch.linalg.det(torch.autograd.functional.jacobian(f, x)), "take the log of its absolute"),
          (lambda f, x: torch.log(torch.linalg.det(torch.autograd.functional.jacobian(f, x))), "negative here"),
-         (lambda f, x: torch.trace(torch.autograd.functional.jacobian(f, x)), "trace is not the log-det")]),
+         (lambda f, x: torch.trace(torch.autograd.functional.jacobian(f, x)), "trace is not the log-det"),
+         (lambda f, x: _dense_logdet(f, torch.zeros_like(x)), "another point than x"),
+         (lambda f, x: _dense_logdet(f, torch.ones_like(x)), "another point than x")]),
     ex.check_conv1x1_logdet: (
         lambda w, h, width: h * width * torch.linalg.slogdet(w)[1],
         [(lambda w, h, width: torch.linalg.slogdet(w)[1], "multiply by H*W"),
