@@ -41,7 +41,8 @@ CASES = {
         lambda raw, c: c * torch.tanh(raw / c),
         [(lambda raw, c: raw.clamp(-c, c), "hard clamp has zero gradient"),
          (lambda raw, c: c * torch.tanh(raw), "divide raw by c"),
-         (lambda raw, c: torch.tanh(raw / c), "multiply by c")]),
+         (lambda raw, c: torch.tanh(raw / c), "multiply by c"),
+         (lambda raw, c: 3 * torch.tanh(raw / 3), "your clamp ignores c")]),
     ex.check_discriminator_loss: (
         lambda real, fake: bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake)),
         [(lambda real, fake: bce(real, torch.zeros_like(real)) + bce(fake, torch.ones_like(fake)), "labels are swapped"),
@@ -136,6 +137,10 @@ def test_an_unrecognised_wrong_answer_gets_the_generic_sentence():
 def test_any_soft_clamp_with_the_properties_passes_and_others_are_told_which_one_fails():
     assert ex.check_soft_clamp(lambda raw, c: c * raw / torch.sqrt(c ** 2 + raw ** 2)).startswith("correct")
     assert ex.check_soft_clamp(lambda raw, c: 2 * c / math.pi * torch.atan(math.pi * raw / (2 * c))).startswith("correct")
+    assert ex.check_soft_clamp(lambda raw, c: c * raw / (c + raw.abs())).startswith("correct")  # softsign
+    assert ex.check_soft_clamp(lambda raw, c: c * torch.tanh(raw.float() / c)).startswith("correct")
+    with pytest.raises(ex.NotYet, match="not odd"):
+        ex.check_soft_clamp(lambda raw, c: torch.where(raw > 0, c * torch.tanh(raw / c), c / 2 * torch.tanh(2 * raw / c)))
     with pytest.raises(ex.NotYet, match="slope at 0"):
         ex.check_soft_clamp(lambda raw, c: c * torch.tanh(raw / (2 * c)) * 1.0 + 0 * raw)
 
