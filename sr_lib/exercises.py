@@ -247,8 +247,9 @@ def check_generator_loss(loss: Callable) -> str:
 # ---------------------------------------------------------------- 04: likelihood
 def check_dequantize(dequantize: Callable) -> str:
     """dequantize(levels uint8 tensor, generator) -> float tensor: (levels + u) / 256, u ~ U[0, 1)."""
-    levels = torch.arange(256, dtype=torch.uint8).repeat(400)
-    answer = _call(dequantize, levels, torch.Generator().manual_seed(5), what="every level 0..255, 400 times")
+    levels = torch.randint(0, 256, (8, 3, 16, 16), generator=torch.Generator().manual_seed(9), dtype=torch.uint8)
+    what = "8 images of 3 x 16 x 16 random levels"
+    answer = _call(dequantize, levels, torch.Generator().manual_seed(5), what=what)
     if not torch.is_tensor(answer) or answer.shape != levels.shape or not answer.is_floating_point():
         raise NotYet("return a float tensor of the same shape as the levels")
     again = dequantize(levels, torch.Generator().manual_seed(5))
@@ -257,12 +258,18 @@ def check_dequantize(dequantize: Callable) -> str:
                      "(torch.rand(shape, generator=generator))")
     k = levels.double()
     noise = answer.double() * 256 - k  # the u your function added, if it divided by 256
-    in_bins = bool(noise.min() >= 0 and noise.max() < 1)
-    if in_bins and abs(noise.mean().item() - 0.5) < 0.02 and abs(noise.var().item() - 1 / 12) < 0.01:
-        return "correct: (k + u) / 256 with u uniform on [0, 1): every value stays in its own bin"
     if noise.var() < 1e-6:
         raise NotYet("no random noise: every level maps to one value, and a continuous density on single "
                      "values can grow without bound; add u ~ U[0, 1) before dividing")
+    own_u = "every value needs its own u (torch.rand(levels.shape, generator=generator))"
+    if (noise.flatten(1).amax(1) - noise.flatten(1).amin(1)).max() < 1e-3:  # 1e-3: float32 rounding, times 256
+        raise NotYet(f"one noise value per image, the same for all its pixels and channels: {own_u}")
+    for dim, name in enumerate(("images", "channels", "rows", "columns")):
+        if (noise.amax(dim) - noise.amin(dim)).max() < 1e-3:
+            raise NotYet(f"your noise is the same across the {name} (dimension {dim} of the levels): {own_u}")
+    in_bins = bool(noise.min() >= 0 and noise.max() < 1)
+    if in_bins and abs(noise.mean().item() - 0.5) < 0.02 and abs(noise.var().item() - 1 / 12) < 0.01:
+        return "correct: (k + u) / 256 with u uniform on [0, 1): every value stays in its own bin"
     over_255 = answer.double() * 255 - k
     if over_255.min() >= 0 and over_255.max() < 1:
         raise NotYet("divide by 256, not 255: the 256 bins [k/256, (k+1)/256) must tile [0, 1) exactly")
