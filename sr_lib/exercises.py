@@ -8,6 +8,7 @@ recognised by computing them: the answer is compared with each wrong formula on 
 """
 import math
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,6 +30,25 @@ def _call(fn: Callable, *args, what: str):
         raise
     except Exception as error:  # the student's code: say which call failed, not where in sr_lib
         raise NotYet(f"calling your function on {what} raised {type(error).__name__}: {error}") from None
+
+
+@contextmanager
+def _forbid(module, name: str, advice: str):
+    """Watch `module.name`, the library's own solution, while the student's function runs: a checker that
+    compares the library with itself teaches nothing. Calls still work; on leaving, a call is a NotYet."""
+    original, calls = getattr(module, name), []
+
+    def watched(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    setattr(module, name, watched)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+    if calls:
+        raise NotYet(f"that calls the library's own solution, {module.__name__}.{name}: {advice}")
 
 
 def _as_tensor(answer, what: str) -> torch.Tensor:
@@ -308,12 +328,14 @@ def check_bits_per_dim(bits_per_dim: Callable) -> str:
 # ---------------------------------------------------------------- 05: distribution distances
 def check_frechet_distance(frechet: Callable) -> str:
     """frechet(mu1, cov1, mu2, cov2) -> |mu1 - mu2|^2 + tr(cov1 + cov2 - 2 (cov1 cov2)^(1/2)), numpy."""
+    from pytorch_fid import fid_score  # what sr_lib's own Frechet distance calls
     from scipy.linalg import sqrtm
     rng = np.random.default_rng(6)
     a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
     c1, c2 = a @ a.T + np.eye(3), b @ b.T + np.eye(3)
     m1, m2 = rng.normal(size=3), rng.normal(size=3)
-    answer = _call(frechet, m1, c1, m2, c2, what="two 3-D Gaussians")
+    with _forbid(fid_score, "calculate_frechet_distance", "write the formula with scipy.linalg.sqrtm yourself"):
+        answer = _call(frechet, m1, c1, m2, c2, what="two 3-D Gaussians")
     mean_term = float(((m1 - m2) ** 2).sum())
     root = sqrtm(c1 @ c2).real
     correct = mean_term + np.trace(c1 + c2 - 2 * root)
@@ -329,12 +351,14 @@ def check_frechet_distance(frechet: Callable) -> str:
 
 def check_sliced_wasserstein(swd: Callable) -> str:
     """swd(a (N, D), b (N, D), directions (K, D) unit rows) -> mean over directions of the 1-D W1."""
+    from . import perceptual
     gen = torch.Generator().manual_seed(7)
     a = torch.randn(64, 5, generator=gen, dtype=torch.float64)
     b = 0.5 * torch.randn(64, 5, generator=gen, dtype=torch.float64) + 0.3
     d = torch.randn(16, 5, generator=gen, dtype=torch.float64)
     d = d / d.norm(dim=1, keepdim=True)
-    answer = _call(swd, a, b, d, what="two sets of 64 points in 5-D and 16 directions")
+    with _forbid(perceptual, "sliced_wasserstein", "project onto the directions, sort and average yourself"):
+        answer = _call(swd, a, b, d, what="two sets of 64 points in 5-D and 16 directions")
     pa, pb = a @ d.T, b @ d.T
     sa, sb = pa.sort(0).values, pb.sort(0).values
     _judge(answer, (sa - sb).abs().mean().item(), [
@@ -354,7 +378,8 @@ def check_posterior_mean(estimate: Callable) -> str:
     """estimate(y) -> the L2-optimal n_hat for the toy problem, from toy.W_UP and toy.mode(y)."""
     from . import toy
     y = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
-    answer = _call(estimate, y, what="21 LR values from -1 to 1")
+    with _forbid(toy, "posterior_mean", "write E[n | y] from toy.W_UP and toy.mode(y)"):
+        answer = _call(estimate, y, what="21 LR values from -1 to 1")
     mu = toy.mode(y)
     mistakes = [
         ("that is the plain average of the two modes: weight each by its probability (W_UP and 1 - W_UP)",
