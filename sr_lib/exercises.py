@@ -8,6 +8,7 @@ recognised by computing them: the answer is compared with each wrong formula on 
 """
 import math
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,6 +30,25 @@ def _call(fn: Callable, *args, what: str):
         raise
     except Exception as error:  # the student's code: say which call failed, not where in sr_lib
         raise NotYet(f"calling your function on {what} raised {type(error).__name__}: {error}") from None
+
+
+@contextmanager
+def _forbid(module, name: str, advice: str):
+    """Watch `module.name`, the library's own solution, while the student's function runs: a checker that
+    compares the library with itself teaches nothing. Calls still work; on leaving, a call is a NotYet."""
+    original, calls = getattr(module, name), []
+
+    def watched(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    setattr(module, name, watched)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+    if calls:
+        raise NotYet(f"that calls the library's own solution, {module.__name__}.{name}: {advice}")
 
 
 def _as_tensor(answer, what: str) -> torch.Tensor:
@@ -93,15 +113,25 @@ def check_coupling_inverse(inverse: Callable) -> str:
 
 
 def check_brute_force_logdet(logdet: Callable) -> str:
-    """logdet(f, x) -> log|det J_f(x)| for f mapping a vector (D,) to (D,), by building J."""
+    """logdet(f, x) -> log|det J_f(x)| for f mapping a vector (D,) to (D,), by building J. The map is
+    nonlinear, so that a J built at another point than x gives another number."""
     gen = torch.Generator().manual_seed(2)
     a = torch.randn(4, 4, generator=gen, dtype=torch.float64)
     if torch.linalg.det(a) > 0:
         a[0] = -a[0]  # a negative determinant: log|det|, not log det
     x = torch.randn(4, generator=gen, dtype=torch.float64)
-    jac = a
-    answer = _call(logdet, lambda v: a @ v + torch.sin(x), x, what="a linear map with a negative determinant")
+
+    def f(v):
+        return a @ (v + 0.5 * torch.sin(v))
+
+    def jacobian_at(w):  # a diag(1 + cos(w) / 2): the diagonal is positive, so det's sign is a's
+        return a * (1 + 0.5 * torch.cos(w))
+
+    jac = jacobian_at(x)
+    answer = _call(logdet, f, x, what="a nonlinear map with a negative determinant")
     det = torch.linalg.det(jac)
+    elsewhere = ("you built J at another point than x, the second argument: this f is not linear, so its "
+                 "Jacobian changes from point to point; take it there, torch.autograd.functional.jacobian(f, x)")
     _judge(answer, torch.log(det.abs()), [
         ("that is det J itself: take the log of its absolute value (torch.linalg.slogdet gives it stably)", det),
         ("the determinant is negative here: the change of variables needs log|det J|, so take the absolute "
@@ -110,9 +140,10 @@ def check_brute_force_logdet(logdet: Callable) -> str:
          "slogdet", torch.trace(jac)),
         ("the diagonal gives the determinant only for triangular matrices; this J is dense: use slogdet",
          torch.log(torch.diagonal(jac).abs()).sum()),
-    ], "a dense 4x4 Jacobian", tol=1e-5,
+    ] + [(elsewhere, torch.linalg.slogdet(jacobian_at(w))[1]) for w in (torch.zeros_like(x), torch.ones_like(x), f(x))],
+        "a dense 4x4 Jacobian", tol=1e-5,
         hint="build J with torch.autograd.functional.jacobian(f, w), then take torch.linalg.slogdet(J)[1]")
-    return "correct: log|det J| from the dense Jacobian, negative determinants included"
+    return "correct: log|det J| from the dense Jacobian at x, negative determinants included"
 
 
 # ---------------------------------------------------------------- 02: invertibility
@@ -137,34 +168,57 @@ def check_conv1x1_logdet(logdet: Callable) -> str:
 
 
 def check_soft_clamp(soft_clamp: Callable) -> str:
-    """soft_clamp(raw, c) -> a smooth version of clamp(raw, -c, c) with slope 1 at 0. Any function with the
-    properties passes (c * tanh(raw / c) is the usual one); the typical near misses are named."""
+    """soft_clamp(raw, c) -> a smooth version of clamp(raw, -c, c). Any function passes that has, for every
+    c tried (3, 0.5, 1, 10), the properties the scales need: smooth (a finite, positive gradient
+    everywhere), odd, slope 1 at 0, bounded by c and approaching it for large |raw|. c * tanh(raw / c) is
+    the usual one (c * raw / (c + |raw|) passes too); the typical near misses are named."""
+    ratios = torch.arange(-24, 25, dtype=torch.float64) / 4  # raw / c, exactly symmetric; float32 tanh(6) < 1
     c = 3.0
-    raw = torch.linspace(-20, 20, 81, dtype=torch.float64, requires_grad=True)
-    answer = _call(soft_clamp, raw, c, what="raw from -20 to 20 and c = 3")
-    values = _as_tensor(answer, "raw from -20 to 20 and c = 3")
-    plain = raw.detach()
-    for message, wrong in [
-            ("a hard clamp has zero gradient beyond +-c: a scale stuck there could never be trained back",
-             plain.clamp(-c, c)),
-            ("c * tanh(raw) has slope c at 0, so it changes small scales too: divide raw by c inside the tanh",
-             c * torch.tanh(plain)),
-            ("tanh(raw / c) is bounded by 1, not c, and has slope 1/c at 0: multiply by c", torch.tanh(plain / c))]:
+    plain = c * ratios
+    at_3 = _soft_clamp_case(soft_clamp, c, ratios, [
+        ("a hard clamp has zero gradient beyond +-c: a scale stuck there could never be trained back",
+         plain.clamp(-c, c)),
+        ("c * tanh(raw) has slope c at 0, so it changes small scales too: divide raw by c inside the tanh",
+         c * torch.tanh(plain)),
+        ("tanh(raw / c) is bounded by 1, not c, and has slope 1/c at 0: multiply by c", torch.tanh(plain / c))])
+    with_10 = _as_tensor(_call(soft_clamp, plain, 10.0, what="the raw of c = 3 with c = 10"), "c = 10")
+    if _close(with_10, at_3, 1e-9):
+        raise NotYet("your clamp ignores c: with c = 10 it gives what it gives with c = 3; write the bound "
+                     "and the scale of raw in terms of c, not as a number")
+    for c in (0.5, 1.0, 10.0):
+        _soft_clamp_case(soft_clamp, c, ratios)
+    return ("correct: smooth, odd, bounded by c, slope 1 at 0, a gradient everywhere, for every c tried "
+            "(c * tanh(raw / c) is the usual choice)")
+
+
+def _soft_clamp_case(soft_clamp: Callable, c: float, ratios: torch.Tensor,
+                     near_misses: list[tuple[str, torch.Tensor]] = ()) -> torch.Tensor:
+    """The values of soft_clamp on raw = c * ratios, after naming a near miss it matches and checking the
+    properties of `check_soft_clamp` there."""
+    raw = (c * ratios).requires_grad_()
+    what = f"raw from {raw.min().item():g} to {raw.max().item():g} and c = {c:g}"
+    answer = _call(soft_clamp, raw, c, what=what)
+    values = _as_tensor(answer, what)
+    for message, wrong in near_misses:
         if _close(values, wrong, 1e-6):
             raise NotYet(message)
     if values.shape != raw.shape:
         raise NotYet("return a tensor of the same shape as raw")
-    if values.abs().max() >= c or values.abs().max() < 0.9 * c:
-        raise NotYet(f"on raw from -20 to 20 your values reach {values.abs().max():.3g}: they must stay below c "
-                     "but come close to it for large |raw|")
+    if values.abs().max() >= c or values.abs().max() < 0.8 * c:
+        raise NotYet(f"on {what} your values reach {values.abs().max():.3g}: they must stay below c but come "
+                     "close to it for large |raw|")
+    if not _close(values.flip(0), -values, 1e-9):
+        raise NotYet(f"on {what} your clamp is not odd: soft_clamp(-raw, c) must be -soft_clamp(raw, c), or "
+                     "it treats growing and shrinking scales differently")
     if not torch.is_tensor(answer) or not answer.requires_grad:
         raise NotYet("compute with torch operations on raw, so that gradients flow through your clamp")
     (grad,) = torch.autograd.grad(answer.sum(), raw)
     if not torch.isfinite(grad).all() or (grad <= 0).any():
         raise NotYet("somewhere your clamp has zero (or no) gradient: training could not pull such a scale back")
-    if abs(grad[40].item() - 1) > 1e-3:
-        raise NotYet(f"the slope at 0 is {grad[40].item():.3g}, not 1: small scales would be changed too")
-    return "correct: smooth, bounded by c, slope 1 at 0, a gradient everywhere (c * tanh(raw / c) is the usual choice)"
+    slope = grad[len(ratios) // 2].item()
+    if abs(slope - 1) > 1e-3:
+        raise NotYet(f"with c = {c:g} the slope at 0 is {slope:.3g}, not 1: small scales would be changed too")
+    return values
 
 
 # ---------------------------------------------------------------- 03: the GAN's losses
@@ -213,8 +267,9 @@ def check_generator_loss(loss: Callable) -> str:
 # ---------------------------------------------------------------- 04: likelihood
 def check_dequantize(dequantize: Callable) -> str:
     """dequantize(levels uint8 tensor, generator) -> float tensor: (levels + u) / 256, u ~ U[0, 1)."""
-    levels = torch.arange(256, dtype=torch.uint8).repeat(400)
-    answer = _call(dequantize, levels, torch.Generator().manual_seed(5), what="every level 0..255, 400 times")
+    levels = torch.randint(0, 256, (8, 3, 16, 16), generator=torch.Generator().manual_seed(9), dtype=torch.uint8)
+    what = "8 images of 3 x 16 x 16 random levels"
+    answer = _call(dequantize, levels, torch.Generator().manual_seed(5), what=what)
     if not torch.is_tensor(answer) or answer.shape != levels.shape or not answer.is_floating_point():
         raise NotYet("return a float tensor of the same shape as the levels")
     again = dequantize(levels, torch.Generator().manual_seed(5))
@@ -223,12 +278,18 @@ def check_dequantize(dequantize: Callable) -> str:
                      "(torch.rand(shape, generator=generator))")
     k = levels.double()
     noise = answer.double() * 256 - k  # the u your function added, if it divided by 256
-    in_bins = bool(noise.min() >= 0 and noise.max() < 1)
-    if in_bins and abs(noise.mean().item() - 0.5) < 0.02 and abs(noise.var().item() - 1 / 12) < 0.01:
-        return "correct: (k + u) / 256 with u uniform on [0, 1): every value stays in its own bin"
     if noise.var() < 1e-6:
         raise NotYet("no random noise: every level maps to one value, and a continuous density on single "
                      "values can grow without bound; add u ~ U[0, 1) before dividing")
+    own_u = "every value needs its own u (torch.rand(levels.shape, generator=generator))"
+    if (noise.flatten(1).amax(1) - noise.flatten(1).amin(1)).max() < 1e-3:  # 1e-3: float32 rounding, times 256
+        raise NotYet(f"one noise value per image, the same for all its pixels and channels: {own_u}")
+    for dim, name in enumerate(("images", "channels", "rows", "columns")):
+        if (noise.amax(dim) - noise.amin(dim)).max() < 1e-3:
+            raise NotYet(f"your noise is the same across the {name} (dimension {dim} of the levels): {own_u}")
+    in_bins = bool(noise.min() >= 0 and noise.max() < 1)
+    if in_bins and abs(noise.mean().item() - 0.5) < 0.02 and abs(noise.var().item() - 1 / 12) < 0.01:
+        return "correct: (k + u) / 256 with u uniform on [0, 1): every value stays in its own bin"
     over_255 = answer.double() * 255 - k
     if over_255.min() >= 0 and over_255.max() < 1:
         raise NotYet("divide by 256, not 255: the 256 bins [k/256, (k+1)/256) must tile [0, 1) exactly")
@@ -267,12 +328,14 @@ def check_bits_per_dim(bits_per_dim: Callable) -> str:
 # ---------------------------------------------------------------- 05: distribution distances
 def check_frechet_distance(frechet: Callable) -> str:
     """frechet(mu1, cov1, mu2, cov2) -> |mu1 - mu2|^2 + tr(cov1 + cov2 - 2 (cov1 cov2)^(1/2)), numpy."""
+    from pytorch_fid import fid_score  # what sr_lib's own Frechet distance calls
     from scipy.linalg import sqrtm
     rng = np.random.default_rng(6)
     a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
     c1, c2 = a @ a.T + np.eye(3), b @ b.T + np.eye(3)
     m1, m2 = rng.normal(size=3), rng.normal(size=3)
-    answer = _call(frechet, m1, c1, m2, c2, what="two 3-D Gaussians")
+    with _forbid(fid_score, "calculate_frechet_distance", "write the formula with scipy.linalg.sqrtm yourself"):
+        answer = _call(frechet, m1, c1, m2, c2, what="two 3-D Gaussians")
     mean_term = float(((m1 - m2) ** 2).sum())
     root = sqrtm(c1 @ c2).real
     correct = mean_term + np.trace(c1 + c2 - 2 * root)
@@ -288,12 +351,14 @@ def check_frechet_distance(frechet: Callable) -> str:
 
 def check_sliced_wasserstein(swd: Callable) -> str:
     """swd(a (N, D), b (N, D), directions (K, D) unit rows) -> mean over directions of the 1-D W1."""
+    from . import perceptual
     gen = torch.Generator().manual_seed(7)
     a = torch.randn(64, 5, generator=gen, dtype=torch.float64)
     b = 0.5 * torch.randn(64, 5, generator=gen, dtype=torch.float64) + 0.3
     d = torch.randn(16, 5, generator=gen, dtype=torch.float64)
     d = d / d.norm(dim=1, keepdim=True)
-    answer = _call(swd, a, b, d, what="two sets of 64 points in 5-D and 16 directions")
+    with _forbid(perceptual, "sliced_wasserstein", "project onto the directions, sort and average yourself"):
+        answer = _call(swd, a, b, d, what="two sets of 64 points in 5-D and 16 directions")
     pa, pb = a @ d.T, b @ d.T
     sa, sb = pa.sort(0).values, pb.sort(0).values
     _judge(answer, (sa - sb).abs().mean().item(), [
@@ -313,7 +378,8 @@ def check_posterior_mean(estimate: Callable) -> str:
     """estimate(y) -> the L2-optimal n_hat for the toy problem, from toy.W_UP and toy.mode(y)."""
     from . import toy
     y = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
-    answer = _call(estimate, y, what="21 LR values from -1 to 1")
+    with _forbid(toy, "posterior_mean", "write E[n | y] from toy.W_UP and toy.mode(y)"):
+        answer = _call(estimate, y, what="21 LR values from -1 to 1")
     mu = toy.mode(y)
     mistakes = [
         ("that is the plain average of the two modes: weight each by its probability (W_UP and 1 - W_UP)",

@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 from scipy.linalg import sqrtm
 
+from pytorch_fid import fid_score
+
 from sr_lib import exercises as ex
-from sr_lib import toy
+from sr_lib import perceptual, toy
 
 bce = F.binary_cross_entropy_with_logits
 
@@ -29,7 +31,9 @@ CASES = {
         _dense_logdet,
         [(lambda f, x: torch.linalg.det(torch.autograd.functional.jacobian(f, x)), "take the log of its absolute"),
          (lambda f, x: torch.log(torch.linalg.det(torch.autograd.functional.jacobian(f, x))), "negative here"),
-         (lambda f, x: torch.trace(torch.autograd.functional.jacobian(f, x)), "trace is not the log-det")]),
+         (lambda f, x: torch.trace(torch.autograd.functional.jacobian(f, x)), "trace is not the log-det"),
+         (lambda f, x: _dense_logdet(f, torch.zeros_like(x)), "another point than x"),
+         (lambda f, x: _dense_logdet(f, torch.ones_like(x)), "another point than x")]),
     ex.check_conv1x1_logdet: (
         lambda w, h, width: h * width * torch.linalg.slogdet(w)[1],
         [(lambda w, h, width: torch.linalg.slogdet(w)[1], "multiply by H*W"),
@@ -39,7 +43,8 @@ CASES = {
         lambda raw, c: c * torch.tanh(raw / c),
         [(lambda raw, c: raw.clamp(-c, c), "hard clamp has zero gradient"),
          (lambda raw, c: c * torch.tanh(raw), "divide raw by c"),
-         (lambda raw, c: torch.tanh(raw / c), "multiply by c")]),
+         (lambda raw, c: torch.tanh(raw / c), "multiply by c"),
+         (lambda raw, c: 3 * torch.tanh(raw / 3), "your clamp ignores c")]),
     ex.check_discriminator_loss: (
         lambda real, fake: bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake)),
         [(lambda real, fake: bce(real, torch.zeros_like(real)) + bce(fake, torch.ones_like(fake)), "labels are swapped"),
@@ -62,7 +67,13 @@ CASES = {
          (lambda levels, gen: (levels.float() + torch.rand(levels.shape)) / 256, "equally seeded generators"),
          (lambda levels, gen: (levels.float() + torch.rand(levels.shape, generator=gen)) / 255, "not 255"),
          (lambda levels, gen: (levels.float() + 0.5 + 0.3 * torch.randn(levels.shape, generator=gen)) / 256,
-          "not Gaussian")]),
+          "not Gaussian"),
+         (lambda levels, gen: (levels.float() + torch.rand(len(levels), 1, 1, 1, generator=gen)) / 256,
+          "one noise value per image"),
+         (lambda levels, gen: (levels.float() + torch.rand(len(levels), generator=gen)[:, None, None, None]) / 256,
+          "every value needs its own u"),
+         (lambda levels, gen: (levels.float() + torch.rand(levels.shape[1:], generator=gen)) / 256,
+          "the same across the images")]),
     ex.check_bits_per_dim: (
         lambda log_p, dims: (-log_p / dims + math.log(256)) / math.log(2),
         [(lambda log_p, dims: -log_p / dims / math.log(2), "off by exactly 8 bits"),
@@ -74,19 +85,23 @@ CASES = {
         [(lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * np.sqrt(np.abs(c1 @ c2))),
           "not element-wise"),
          (lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - sqrtm(c1 @ c2).real), "factor 2"),
-         (lambda m1, c1, m2, c2: np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real), "means' term is missing")]),
+         (lambda m1, c1, m2, c2: np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real), "means' term is missing"),
+         (lambda m1, c1, m2, c2: fid_score.calculate_frechet_distance(m1, c1, m2, c2),
+          "that calls the library's own solution")]),
     ex.check_sliced_wasserstein: (
         lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).abs().mean(),
         [(lambda a, b, d: ((a @ d.T) - (b @ d.T)).abs().mean(), "sort the projections"),
          (lambda a, b, d: ((a @ d.T).mean(0) - (b @ d.T).mean(0)).abs().mean(), "only the means"),
          (lambda a, b, d: ((a @ d.T).sort(0).values - (b @ d.T).sort(0).values).square().mean(), "W2"),
-         (lambda a, b, d: ((a @ d.T).sort().values - (b @ d.T).sort().values).abs().mean(), "dim=0")]),
+         (lambda a, b, d: ((a @ d.T).sort().values - (b @ d.T).sort().values).abs().mean(), "dim=0"),
+         (lambda a, b, d: perceptual.sliced_wasserstein(a, b, d), "that calls the library's own solution")]),
     ex.check_posterior_mean: (
         lambda y: (2 * toy.W_UP - 1) * toy.mode(y),
         [(lambda y: toy.mode(y), "upper ridge"),
          (lambda y: 0.4 * toy.mode(y), "use toy.W_UP"),
          (lambda y: 0 * y, "plain average"),
-         (lambda y: toy.W_UP * toy.mode(y), "pulls the mean down")]),
+         (lambda y: toy.W_UP * toy.mode(y), "pulls the mean down"),
+         (lambda y: toy.posterior_mean(y), "that calls the library's own solution, sr_lib.toy.posterior_mean")]),
     ex.check_toy_projection: (
         lambda x, y: x + (y - x.mean(1, keepdim=True)),
         [(lambda x, y: y.expand(-1, 2), "throws away the null-space part"),
@@ -134,8 +149,23 @@ def test_an_unrecognised_wrong_answer_gets_the_generic_sentence():
 def test_any_soft_clamp_with_the_properties_passes_and_others_are_told_which_one_fails():
     assert ex.check_soft_clamp(lambda raw, c: c * raw / torch.sqrt(c ** 2 + raw ** 2)).startswith("correct")
     assert ex.check_soft_clamp(lambda raw, c: 2 * c / math.pi * torch.atan(math.pi * raw / (2 * c))).startswith("correct")
+    assert ex.check_soft_clamp(lambda raw, c: c * raw / (c + raw.abs())).startswith("correct")  # softsign
+    assert ex.check_soft_clamp(lambda raw, c: c * torch.tanh(raw.float() / c)).startswith("correct")
+    with pytest.raises(ex.NotYet, match="not odd"):
+        ex.check_soft_clamp(lambda raw, c: torch.where(raw > 0, c * torch.tanh(raw / c),
+                                                       c / 2 * torch.tanh(2 * raw / c)))
     with pytest.raises(ex.NotYet, match="slope at 0"):
         ex.check_soft_clamp(lambda raw, c: c * torch.tanh(raw / (2 * c)) * 1.0 + 0 * raw)
+
+
+def test_the_library_functions_watched_during_a_check_are_restored_even_when_the_answer_fails():
+    originals = toy.posterior_mean, perceptual.sliced_wasserstein, fid_score.calculate_frechet_distance
+    with pytest.raises(ex.NotYet, match="raised ZeroDivisionError"):
+        ex.check_posterior_mean(lambda y: 1 / 0)
+    with pytest.raises(ex.NotYet, match="library's own solution"):
+        ex.check_sliced_wasserstein(lambda a, b, d: 2 * perceptual.sliced_wasserstein(a, b, d))
+    ex.check_frechet_distance(CASES[ex.check_frechet_distance][0])
+    assert (toy.posterior_mean, perceptual.sliced_wasserstein, fid_score.calculate_frechet_distance) == originals
 
 
 def test_ipython_shows_the_sentence_without_a_traceback():
