@@ -32,11 +32,29 @@ def _call(fn: Callable, *args, what: str):
         raise NotYet(f"calling your function on {what} raised {type(error).__name__}: {error}") from None
 
 
+def _names_used(fn) -> set[str]:
+    """Every global, attribute and enclosing-scope name the code of `fn` (and of functions defined inside it)
+    refers to."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return set()
+    names, stack = set(), [code]
+    while stack:
+        code = stack.pop()
+        names.update(code.co_names + code.co_freevars)
+        stack += [const for const in code.co_consts if hasattr(const, "co_names")]
+    return names
+
+
 @contextmanager
-def _forbid(module, name: str, advice: str):
-    """Watch `module.name`, the library's own solution, while the student's function runs: a checker that
-    compares the library with itself teaches nothing. Calls still work; on leaving, a call is a NotYet."""
+def _forbid(module, name: str, advice: str, answer: Callable):
+    """Refuse an `answer` that is, names or calls `module.name`, the library's own solution: a checker that
+    compares the library with itself teaches nothing. The name is looked for in the answer's code (also
+    where it was imported under its own name before), and calls are watched while the answer runs."""
     original, calls = getattr(module, name), []
+    message = f"that calls the library's own solution, {module.__name__}.{name}: {advice}"
+    if answer is original or name in _names_used(answer):
+        raise NotYet(message)
 
     def watched(*args, **kwargs):
         calls.append(args)
@@ -48,7 +66,7 @@ def _forbid(module, name: str, advice: str):
     finally:
         setattr(module, name, original)
     if calls:
-        raise NotYet(f"that calls the library's own solution, {module.__name__}.{name}: {advice}")
+        raise NotYet(message)
 
 
 def _as_tensor(answer, what: str) -> torch.Tensor:
@@ -334,7 +352,8 @@ def check_frechet_distance(frechet: Callable) -> str:
     a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
     c1, c2 = a @ a.T + np.eye(3), b @ b.T + np.eye(3)
     m1, m2 = rng.normal(size=3), rng.normal(size=3)
-    with _forbid(fid_score, "calculate_frechet_distance", "write the formula with scipy.linalg.sqrtm yourself"):
+    with _forbid(fid_score, "calculate_frechet_distance", "write the formula with scipy.linalg.sqrtm yourself",
+                 frechet):
         answer = _call(frechet, m1, c1, m2, c2, what="two 3-D Gaussians")
     mean_term = float(((m1 - m2) ** 2).sum())
     root = sqrtm(c1 @ c2).real
@@ -357,7 +376,8 @@ def check_sliced_wasserstein(swd: Callable) -> str:
     b = 0.5 * torch.randn(64, 5, generator=gen, dtype=torch.float64) + 0.3
     d = torch.randn(16, 5, generator=gen, dtype=torch.float64)
     d = d / d.norm(dim=1, keepdim=True)
-    with _forbid(perceptual, "sliced_wasserstein", "project onto the directions, sort and average yourself"):
+    with _forbid(perceptual, "sliced_wasserstein", "project onto the directions, sort and average yourself",
+                 swd):
         answer = _call(swd, a, b, d, what="two sets of 64 points in 5-D and 16 directions")
     pa, pb = a @ d.T, b @ d.T
     sa, sb = pa.sort(0).values, pb.sort(0).values
@@ -378,7 +398,7 @@ def check_posterior_mean(estimate: Callable) -> str:
     """estimate(y) -> the L2-optimal n_hat for the toy problem, from toy.W_UP and toy.mode(y)."""
     from . import toy
     y = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
-    with _forbid(toy, "posterior_mean", "write E[n | y] from toy.W_UP and toy.mode(y)"):
+    with _forbid(toy, "posterior_mean", "write E[n | y] from toy.W_UP and toy.mode(y)", estimate):
         answer = _call(estimate, y, what="21 LR values from -1 to 1")
     mu = toy.mode(y)
     mistakes = [

@@ -165,6 +165,14 @@ def test_the_library_functions_watched_during_a_check_are_restored_even_when_the
     with pytest.raises(ex.NotYet, match="library's own solution"):
         ex.check_sliced_wasserstein(lambda a, b, d: 2 * perceptual.sliced_wasserstein(a, b, d))
     ex.check_frechet_distance(CASES[ex.check_frechet_distance][0])
+    with pytest.raises(ex.NotYet, match="library's own solution"):  # the library's function itself
+        ex.check_sliced_wasserstein(perceptual.sliced_wasserstein)
+    from sr_lib.toy import posterior_mean  # imported under its own name before the check
+
+    def estimate(y):
+        return posterior_mean(y)
+    with pytest.raises(ex.NotYet, match="library's own solution, sr_lib.toy.posterior_mean"):
+        ex.check_posterior_mean(estimate)
     assert (toy.posterior_mean, perceptual.sliced_wasserstein, fid_score.calculate_frechet_distance) == originals
 
 
