@@ -57,7 +57,9 @@ from sr_lib.exercises import check_conv1x1_logdet, check_soft_clamp
 from sr_lib.invertibility import (FLOAT32_BOUND, FLOAT64_BOUND, check, random_pair, randomize_couplings,
                                   roundtrip, scale_coupling_outputs)
 from sr_lib.models import ConditionalFlow
+from sr_lib.threads import use_threads
 
+use_threads()  # torch's CPU threads as the command line sets them: no oversubscription on a shared machine
 torch.manual_seed(0)
 cfg = get_config("paper")  # the study's 16 couplings of width 64
 print(f"{cfg.flow_couplings} + {cfg.flow_lr_couplings} flow steps, "

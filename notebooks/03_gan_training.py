@@ -75,7 +75,9 @@ from sr_lib.metrics import grid_pattern, lattice, psnr
 from sr_lib.perceptual import hf_energy_ratio, swd
 from sr_lib.plotting import image_rows, plot_history
 from sr_lib.train import TrainSettings, train
+from sr_lib.threads import use_threads
 
+use_threads()  # torch's CPU threads as the command line sets them: no oversubscription on a shared machine
 torch.manual_seed(0)
 RETRAIN = False  # True: train SR and SRGAN here (times in TRAIN.sh) instead of loading them
 cfg = get_config("cpu")

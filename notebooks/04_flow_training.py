@@ -76,13 +76,16 @@ from sr_lib.checkpoint import DEFAULT_CHECKPOINTS, load_checkpoint, load_model
 from sr_lib.complexity import audit, count_params
 from sr_lib.config import get_config
 from sr_lib.data import HELDOUT_DETAIL, bundled_heldout
+from sr_lib.evaluate import diversity_maps
 from sr_lib.exercises import check_bits_per_dim, check_dequantize
 from sr_lib.imaging import degrade, upsample
 from sr_lib.metrics import diversity, psnr
 from sr_lib.models import ConditionalFlow
-from sr_lib.plotting import image_rows, plot_history
+from sr_lib.plotting import diversity_figure, image_rows, plot_history
 from sr_lib.train import TrainSettings, train
+from sr_lib.threads import use_threads
 
+use_threads()  # torch's CPU threads as the command line sets them: no oversubscription on a shared machine
 torch.manual_seed(0)
 RETRAIN = False  # True: train SR and the flow here (times in TRAIN.sh) instead of loading them
 cfg = get_config("cpu")
@@ -209,8 +212,8 @@ assert raw_bpd < heldout_bpd, "scored on the raw 8-bit values, the flow looks be
 # ## Sampling at a temperature
 # Sampling draws $z \sim \mathcal N(0, T^2 I)$ and inverts the flow. $T = 0$ gives the one image that
 # $z = 0$ maps to: in general neither the conditional mean nor its mode (a nonlinear map moves both),
-# here close to the base's pixel-loss estimate and just as smooth. $T = 1$ samples the model's real
-# distribution: rich detail, and also noise where the model is unsure. Lower temperatures trade detail
+# here close to the base's pixel-loss estimate and just as smooth. $T = 1$ samples the model's own
+# distribution: more detail, and also speckle where the model is unsure (the T = 1 crop below). Lower temperatures trade detail
 # and diversity for fidelity; the study does not say which it used, and SRFlow's released configurations
 # sample at 0.9. The diversity below is the per-pixel standard deviation over 4 samples.
 
@@ -232,29 +235,40 @@ for t, d in spreads.items():
 assert spreads[0.0] == 0.0 and spreads[0.8] > 0 and spreads[1.0] > spreads[0.5]
 
 # %% [markdown]
-# ## Two samples, one input
-# The flow is a *distribution* over HR images. Two draws at $T = 0.8$ and their absolute difference,
-# amplified 5x, next to the detail the LR image leaves open (the original minus its bicubic estimate,
-# also amplified 5x): where do the draws disagree?
+# ## Many samples, one input
+# The flow is a *distribution* over HR images. Below, 8 draws at each of $T$ = 0.5, 0.8 and 1 (four of
+# them shown; crops at 4x zoom, one screen pixel block per image pixel), and per temperature the
+# per-pixel standard deviation over all 8, the **spread**, on one colour scale for all rows. Beside the
+# original: the part of its detail that the LR image does not determine at all, its **null-space part**
+# (the original minus the pseudo-inverse of its own LR image; notebook 06 derives it). $r$ is the
+# correlation of the two maps' local 9x9 averages over the whole face: are the samples unsure where
+# the LR image leaves the detail open? Before you run the cell, predict: will $r$ grow or shrink from
+# $T = 0.8$ to $T = 1$?
 
 # %%
-a, b = (flow.sample(lr_face, 0.8, generator=gen).clamp(0, 1) for _ in range(2))
-open_detail = (face - upsample(lr_face)).abs()
-fig = image_rows({"two draws": {"sample 1": a[0], "sample 2": b[0], "|1 - 2| x 5": (5 * (a - b).abs()).clamp(0, 1)[0],
-                                "|original - bicubic| x 5": (5 * open_detail).clamp(0, 1)[0]}})
+maps = diversity_maps(flow, face)
+fig = diversity_figure(maps, face[0], HELDOUT_DETAIL["astronaut"])
 plt.show()
-blur = torch.nn.AvgPool2d(9, stride=1, padding=4)  # local averages over 9x9 px: where, not which pixel
-disagreement, detail = blur((a - b).abs().mean(1, keepdim=True)), blur(open_detail.mean(1, keepdim=True))
-correlation = torch.corrcoef(torch.stack([disagreement.flatten(), detail.flatten()]))[0, 1].item()
-flat = detail < detail.quantile(0.25)  # the smoothest quarter of the face
-print(f"correlation of local disagreement with local open detail: {correlation:.2f}; "
-      f"disagreement on the smoothest quarter: {disagreement[flat].mean():.4f}, elsewhere {disagreement[~flat].mean():.4f}")
-assert correlation > 0.3 and 0 < disagreement[flat].mean() < disagreement[~flat].mean()
+local = torch.nn.AvgPool2d(9, stride=1, padding=4, count_include_pad=False)  # where, not which pixel
+open_local = local(maps["open"][None, None])[0, 0]
+flat = open_local < open_local.quantile(0.25)  # the quarter of the face with the least open detail
+for t, spread in maps["spread"].items():
+    spread_local = local(spread[None, None])[0, 0]
+    print(f"T = {t}: spread {spread.mean():.4f}, r = {maps['correlation'][t]:.2f}; spread on the flattest "
+          f"quarter {spread_local[flat].mean():.4f}, elsewhere {spread_local[~flat].mean():.4f}")
+    assert maps["correlation"][t] > 0.5 and 0 < spread_local[flat].mean() < spread_local[~flat].mean()
+means = [maps["spread"][t].mean() for t in (0.5, 0.8, 1.0)]
+assert means[0] < means[1] < means[2], "the spread grows with T"
+assert maps["correlation"][1.0] < maps["correlation"][0.8], "at T = 1 the spread follows the open detail less"
 
 # %% [markdown]
-# The draws disagree more where the original has detail the LR image cannot carry (the hair most
-# visibly) than on the smoothest quarter of the image, but they disagree there too: the flow spreads a
-# little noise over flat skin and background, where a perfect model would be certain.
+# The samples are unsure where the LR image leaves detail open: on this face the spread and the
+# null-space part correlate with $r$ above 0.5 at every temperature, and the spread on the quarter of
+# the face with the least open detail is below the rest. But it is not zero there: the flow spreads a
+# little noise over flat skin and background, where a perfect model would be certain. From $T = 0.8$ to
+# $T = 1$ the spread grows and $r$ *falls*: the extra spread at $T = 1$ is speckle in flat areas (look
+# at the T = 1 samples of the cheek), not more detail where detail belongs. That is the speckle
+# notebook 05's SWD rewards.
 #
 # ## Why flows are easy to train, and what invertibility costs
 # * **Easy:** one exact objective, no second network to balance against, no adversarial weight, a

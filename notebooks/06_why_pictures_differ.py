@@ -62,7 +62,9 @@ from sr_lib.imaging import degrade, project_consistent, range_and_null
 from sr_lib.methods import load_methods, label
 from sr_lib.metrics import psnr
 from sr_lib.plotting import crop, to_numpy
+from sr_lib.threads import use_threads
 
+use_threads()  # torch's CPU threads as the command line sets them: no oversubscription on a shared machine
 torch.manual_seed(0)
 test_y, test_n = toy.sample_pairs(1000, torch.Generator().manual_seed(123))
 grid_y = torch.linspace(-1, 1, 201)[:, None]

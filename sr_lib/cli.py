@@ -100,7 +100,8 @@ def cmd_report(args) -> None:
     if not is_main():
         return
     print(markdown_table(result))
-    print(f"wrote comparison.png, perception_distortion.png, table.md, table.json to {args.out}")
+    written = sorted(p.name for p in Path(args.out).iterdir())
+    print(f"wrote {', '.join(written)} to {args.out}")
 
 
 def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:

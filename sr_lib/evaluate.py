@@ -27,9 +27,9 @@ from . import distributed, intervals
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .complexity import audit
 from .data import EvaluationSet
-from .imaging import degrade
+from .imaging import degrade, range_and_null
 from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, load_methods, super_resolve
-from .metrics import distortion, diversity
+from .metrics import distortion, diversity, local_correlation, spread_map
 from .perceptual import (FeatureMoments, SWDReference, fid_moments, fid_result, hf_energy_ratio, inception_model,
                          lpips_distance, lpips_model, pyramid_descriptors)
 from .timing import seconds
@@ -87,6 +87,26 @@ def run_all(models: dict, images: dict[str, torch.Tensor], temperatures=TEMPERAT
         for name, t, samples in super_resolve(models, lr, temperatures, seed=seed):
             outputs.setdefault((name, t), []).append(samples)
     return pairs, outputs
+
+
+DIVERSITY_TEMPERATURES = (0.5, 0.8, 1.0)
+DIVERSITY_SAMPLES = 8
+
+
+@torch.no_grad()
+def diversity_maps(flow, hr: torch.Tensor, temperatures=DIVERSITY_TEMPERATURES, samples: int = DIVERSITY_SAMPLES,
+                   seed: int = 0) -> dict:
+    """Where the flow's samples of one image hr (1, 3, H, W) disagree, beside where the LR image leaves
+    the original's detail open (|null-space part|, notebook 06), and how well the two agree:
+    {'samples': {T: (S, 1, 3, H, W)}, 'spread': {T: (H, W)}, 'open': (H, W), 'correlation': {T: r}}."""
+    lr = degrade(hr)
+    gen = torch.Generator().manual_seed(seed)
+    open_detail = range_and_null(hr)[1].abs().mean(dim=1)[0]
+    drawn = {t: torch.stack([METHODS["flow"].run(flow, lr, t, gen).clamp(0, 1) for _ in range(samples)])
+             for t in temperatures}
+    spread = {t: spread_map(s)[0] for t, s in drawn.items()}
+    return {"samples": drawn, "spread": spread, "open": open_detail,
+            "correlation": {t: local_correlation(m, open_detail) for t, m in spread.items()}}
 
 
 def _mean(values: list[dict]) -> dict:

@@ -66,9 +66,23 @@ def distortion(output: torch.Tensor, target: torch.Tensor, lr: torch.Tensor) -> 
             "lr_psnr": psnr(degrade(output), lr, border=BORDER // SCALE)}
 
 
+def spread_map(samples: torch.Tensor) -> torch.Tensor:
+    """(N, H, W): where samples (S, N, 3, H, W) disagree, the per-pixel standard deviation across them
+    (mean over the colour channels)."""
+    return samples.clamp(0, 1).std(dim=0, unbiased=False).mean(dim=1)
+
+
 def diversity(samples: torch.Tensor) -> float:
     """Mean per-pixel standard deviation across samples (S, N, 3, H, W); 0 for a deterministic method."""
-    return samples.clamp(0, 1).std(dim=0, unbiased=False).mean().item()
+    return spread_map(samples).mean().item()
+
+
+def local_correlation(a: torch.Tensor, b: torch.Tensor, window: int = 9) -> float:
+    """Pearson correlation of two (..., H, W) maps after averaging each over window x window px: whether
+    they are high in the same *places*, not at the same pixels."""
+    local = torch.nn.AvgPool2d(window, stride=1, padding=window // 2, count_include_pad=False)
+    pair = [local(m.double().reshape(-1, 1, *m.shape[-2:])).flatten() for m in (a, b)]
+    return torch.corrcoef(torch.stack(pair))[0, 1].item()
 
 
 def grid_pattern(x: torch.Tensor) -> torch.Tensor:

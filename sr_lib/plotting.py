@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 BACKGROUND = "#808080"
+DPI = 110  # figures are saved (report) and shown (notebooks) at this resolution
 
 
 def to_numpy(image: torch.Tensor) -> np.ndarray:
@@ -93,7 +94,9 @@ def plot_history(history: list[dict], keys: list[str], ax=None, smooth: int = 25
 
 def perception_distortion_figure(result: dict):
     """PSNR against the perception measures of an evaluation result: SWD always (weight-free), LPIPS
-    beside it where its weights were available; every method a point, the flow a curve over T."""
+    beside it where its weights were available; every method a point, the flow a curve over T; error
+    bars: the 95% bootstrap intervals over the images (unpaired: a gap between two rows is judged by
+    `evaluate.difference`, not by whether their bars overlap)."""
     from .methods import METHODS
     measures = [("swd", "SWD x 1e3 (lower = more natural local statistics)")]
     if "lpips" not in result["unavailable"]:
@@ -104,6 +107,14 @@ def perception_distortion_figure(result: dict):
             rows = [r for r in result["rows"] if r["method"] == name and key in r]
             if not rows:
                 continue
+            bars = [r for r in rows if key in r.get("intervals", {})]  # bootstrap intervals, where computed
+            if bars:
+                ax.errorbar([r["psnr"] for r in bars], [r[key] for r in bars], fmt="none", ecolor=f"C{i}",
+                            alpha=0.45, lw=1, capsize=2,
+                            xerr=[[r["psnr"] - r["intervals"]["psnr"][0] for r in bars],
+                                  [r["intervals"]["psnr"][1] - r["psnr"] for r in bars]],
+                            yerr=[[r[key] - r["intervals"][key][0] for r in bars],
+                                  [r["intervals"][key][1] - r[key] for r in bars]])
             if method.stochastic:
                 ax.plot([r["psnr"] for r in rows], [r[key] for r in rows], "o-", color=f"C{i}",
                         label=f"{method.label}, T = {rows[0]['temperature']:g} ... {rows[-1]['temperature']:g}")
@@ -114,10 +125,45 @@ def perception_distortion_figure(result: dict):
                 ax.plot(rows[0]["psnr"], rows[0][key], "s", ms=9, color=f"C{i}", label=method.label)
         ax.set_xlabel("PSNR (dB)  → less distortion")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"perception-distortion: {key.upper()}", fontsize=10)
+        ax.set_title(f"perception-distortion: {key.upper()}" + (f" (bars: 95% bootstrap intervals over "
+                     f"{len(result['images'])} images)" if "bootstrap" in result else ""), fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def diversity_figure(maps: dict, hr: torch.Tensor, box: tuple[int, int, int], crop_zoom: int = 4,
+                     shown: int = 4, dpi: int = DPI):
+    """`evaluate.diversity_maps` of one image as rows of crops at an integer zoom (saved at `dpi`, each
+    crop pixel is crop_zoom x crop_zoom screen pixels): the original and its open detail, then per T
+    `shown` samples and the spread of all of them, on one colour scale for every T."""
+    top, left, size = box
+    panel, gap, title = size * crop_zoom, 6, 18
+    temperatures = list(maps["spread"])
+    cols, rows = shown + 1, len(temperatures) + 1
+    width, height = cols * (panel + gap) + gap, rows * (panel + title + gap) + gap
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=BACKGROUND)
+    spread_max = max(m.quantile(0.99).item() for m in maps["spread"].values())
+
+    def show(row, col, image, text, **kwargs):
+        ax = fig.add_axes([(gap + col * (panel + gap)) / width,
+                           1 - (row + 1) * (panel + title + gap) / height, panel / width, panel / height])
+        ax.imshow(zoom(image, crop_zoom), interpolation="nearest", **kwargs)
+        ax.set_title(text, fontsize=8, color="white", backgroundcolor="#333333", pad=2)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    show(0, 0, to_numpy(crop(hr, *box)), "original")
+    open_crop = crop(maps["open"], *box).numpy()
+    show(0, 1, open_crop, "|null-space part| (open)", cmap="magma", vmin=0,
+         vmax=maps["open"].quantile(0.99).item())
+    for r, t in enumerate(temperatures, start=1):
+        for c in range(shown):
+            show(r, c, to_numpy(crop(maps["samples"][t][c, 0], *box)), f"T = {t:g}, sample {c + 1}")
+        show(r, shown, crop(maps["spread"][t], *box).numpy(),
+             f"spread of {len(maps['samples'][t])}, r = {maps['correlation'][t]:.2f} (image)", cmap="magma", vmin=0,
+             vmax=spread_max)
     return fig
 
 

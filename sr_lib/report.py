@@ -2,6 +2,8 @@
 
 * comparison.png: original, bicubic, SR, SRGAN and the flow at two temperatures, with zoomed crops;
 * perception_distortion.png: PSNR against SWD (and LPIPS where available), the flow as a curve over T;
+* diversity.png: where 8 flow samples of the first image disagree at T = 0.5, 0.8 and 1, beside the
+  detail its LR image leaves open, with their correlation;
 * table.md and table.json: every number `evaluate` measured, the study's FID and LPIPS beside ours.
 All measuring happens in `evaluate`; this module only renders. A metric whose backbone weights are
 missing is listed as unavailable, with the file and the folder it needs.
@@ -12,14 +14,16 @@ import os
 import shutil
 from pathlib import Path
 
+import torch
+
 from . import distributed
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .data import HELDOUT_DETAIL
-from .evaluate import evaluate
+from .evaluate import diversity_maps, evaluate
 from .errors import Interrupted
 from .files import atomic_write, remove_stale, writable_folder
-from .methods import STUDY_TEMPERATURE, TEMPERATURES, label
-from .plotting import comparison_figure, perception_distortion_figure
+from .methods import STUDY_TEMPERATURE, TEMPERATURES, label, load_methods
+from .plotting import DPI, comparison_figure, diversity_figure, perception_distortion_figure
 
 
 def _fmt(value, digits=3):
@@ -78,20 +82,32 @@ def markdown_table(result: dict) -> str:
 FIGURE_IMAGES = 4  # the comparison figure shows the first few evaluation images
 
 
-def write_report(out: str | Path, result: dict, pairs, outputs) -> None:
-    """table.json, table.md and the two figures into `out`, each written atomically."""
+def detail_box(name: str, hr: torch.Tensor) -> tuple[int, int, int]:
+    """The crop the figures zoom into: the bundled faces' chosen detail, else the central 48 px."""
+    if name in HELDOUT_DETAIL:
+        return HELDOUT_DETAIL[name]
+    size = min(48, *hr.shape[-2:])
+    return (hr.shape[-2] - size) // 2, (hr.shape[-1] - size) // 2, size
+
+
+def write_report(out: str | Path, result: dict, pairs, outputs, maps: dict | None = None) -> None:
+    """table.json, table.md and the figures into `out`, each written atomically; diversity.png where the
+    flow's `evaluate.diversity_maps` of the first image are given."""
     import matplotlib.pyplot as plt
     out = Path(out)
     atomic_write(out / "table.json", lambda p: p.write_text(json.dumps(result, indent=2)))
     atomic_write(out / "table.md", lambda p: p.write_text(markdown_table(result)))
     figures = {"perception_distortion.png": perception_distortion_figure(result),
                "comparison.png": comparison_figure(result["images"][:len(pairs)], pairs, outputs, HELDOUT_DETAIL)}
+    if maps is not None:
+        hr = pairs[0][0]
+        figures["diversity.png"] = diversity_figure(maps, hr[0], detail_box(result["images"][0], hr))
     for name, fig in figures.items():
-        atomic_write(out / name, lambda p, f=fig: f.savefig(p, dpi=110, format="png", facecolor=f.get_facecolor()))
+        atomic_write(out / name, lambda p, f=fig: f.savefig(p, dpi=DPI, format="png", facecolor=f.get_facecolor()))
         plt.close(fig)
 
 
-REPORT_FILES = ("table.json", "table.md", "perception_distortion.png", "comparison.png")
+REPORT_FILES = ("table.json", "table.md", "perception_distortion.png", "comparison.png", "diversity.png")
 
 
 def check_report_folder(out: str | Path, overwrite: bool) -> Path:
@@ -108,14 +124,14 @@ def check_report_folder(out: str | Path, overwrite: bool) -> Path:
     return out
 
 
-def _swap_in(out: Path, result, pairs, outputs) -> None:
+def _swap_in(out: Path, result, pairs, outputs, maps=None) -> None:
     """Write the whole report into a temporary folder beside `out`, then put it in place of `out` by two
     renames: a failure (a full disk, Ctrl-C) leaves the old report as it was, never a mix of two."""
     out = out.resolve()
     remove_stale(out)
     tmp, old = (out.with_name(f".{out.name}.{os.getpid()}.{kind}") for kind in ("tmp", "old"))
     try:
-        write_report(tmp, result, pairs, outputs)
+        write_report(tmp, result, pairs, outputs, maps)
         if out.exists():
             os.replace(out, old)
         os.replace(tmp, out)
@@ -134,7 +150,9 @@ def report(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data:
         result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures,
                                           with_outputs=FIGURE_IMAGES, progress=progress)
         if distributed.is_main():  # under torchrun: one writer
-            _swap_in(Path(out), result, pairs, outputs)
+            flow = load_methods(checkpoints).get("flow")
+            maps = diversity_maps(flow, pairs[0][0]) if flow is not None else None
+            _swap_in(Path(out), result, pairs, outputs, maps)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} is as it was before this run") from None
     return result

@@ -361,7 +361,7 @@ def test_a_report_is_replaced_whole_or_not_at_all(tiny_checkpoints, small_faces,
     assert set(before) == set(report_module.REPORT_FILES)
     assert "holds a report; pass --overwrite" in _cli_error(capsys, argv)
 
-    def full_disk(path, result, pairs, outputs):  # the tables written, then the disk is full
+    def full_disk(path, result, pairs, outputs, maps):  # the tables written, then the disk is full
         Path(path).mkdir()
         (Path(path) / "table.json").write_text("{}")
         raise OSError("could not write comparison.png: No space left on device")

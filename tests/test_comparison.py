@@ -83,8 +83,8 @@ def random_report(tiny_checkpoints, small_faces, tmp_path_factory, random_percep
 
 def test_report_writes_every_file_and_every_measure(random_report):
     out, result = random_report
-    assert sorted(p.name for p in out.iterdir()) == ["comparison.png", "perception_distortion.png", "table.json",
-                                                      "table.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.png", "diversity.png", "perception_distortion.png",
+                                                      "table.json", "table.md"]
     assert json.loads((out / "table.json").read_text())["rows"] == json.loads(json.dumps(result["rows"]))
     for row in result["rows"]:
         # both 96x96 images: 2x2 patches of 64 px every 32 px, 4 per image
@@ -253,3 +253,25 @@ def test_bench_measures_every_method_in_one_run(tiny):
     assert 0 < result["reference_conv"]["generator_convs_vs_reference"] < 2
     assert all(r["abs_difference"] < 1e-9 for r in result["logdet"])
     assert "nearest" not in format_bench(result) and "flow" in format_bench(result)
+
+
+def test_diversity_maps_and_their_figure_at_an_integer_zoom(tiny_checkpoints):
+    from sr_lib.evaluate import diversity_maps
+    from sr_lib.metrics import local_correlation
+    from sr_lib.plotting import DPI, diversity_figure
+    hr = bundled_heldout()["astronaut"][None, :, 80:176, 80:176]
+    flow = load_methods(tiny_checkpoints)["flow"]
+    maps = diversity_maps(flow, hr, temperatures=(0.5, 1.0), samples=3)
+    assert set(maps["spread"]) == {0.5, 1.0} and maps["spread"][1.0].shape == hr.shape[-2:]
+    assert maps["samples"][1.0].shape == (3, 1, *hr.shape[1:])
+    assert maps["spread"][1.0].mean() > maps["spread"][0.5].mean() > 0
+    assert all(-1 <= r <= 1 for r in maps["correlation"].values())
+    assert local_correlation(maps["open"], maps["open"]) == pytest.approx(1.0)
+    assert local_correlation(maps["open"], -maps["open"]) == pytest.approx(-1.0)
+    fig = diversity_figure(maps, hr[0], (8, 8, 16), crop_zoom=3, shown=2)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 2 + 2 * 3  # original, open detail; per T two samples and the spread
+    width, height = fig.get_size_inches() * DPI
+    for ax in panels:  # every crop pixel is 3 x 3 screen pixels
+        box = ax.get_position()
+        assert round(box.width * width) == 48 and round(box.height * height) == 48
