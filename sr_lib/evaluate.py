@@ -5,7 +5,8 @@ Per method (and, for the flow, per latent temperature) one row of
 * diversity: the per-pixel spread of several samples (0 for a deterministic method);
 * perception without weights: the multi-scale sliced Wasserstein distance (SWD) between the outputs'
   and the originals' local structure, all samples of all images (`perceptual.swd`);
-* sharpness: the HF-energy ratio (fine detail relative to the original; says nothing of correctness);
+* sharpness: the HF-energy ratio (fine detail relative to the original; says nothing of correctness),
+  and the same for the colour-difference planes alone (colour speckle);
 * perception with weights, where their files are cached: LPIPS and FID; otherwise listed as unavailable;
 * cost: parameters, multiply-accumulates per HR pixel and receptive field (measured once per config),
   inference seconds per output megapixel (`torch.utils.benchmark`);
@@ -30,7 +31,7 @@ from .data import EvaluationSet
 from .imaging import degrade, range_and_null
 from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, load_methods, super_resolve
 from .metrics import distortion, diversity, local_correlation, spread_map
-from .perceptual import (FeatureMoments, SWDReference, fid_moments, fid_result, hf_energy_ratio, inception_model,
+from .perceptual import (FeatureMoments, SWDReference, chroma_hf_ratio, fid_moments, fid_result, hf_energy_ratio, inception_model,
                          lpips_distance, lpips_model, pyramid_descriptors)
 from .timing import seconds
 from .weights import MissingWeights
@@ -133,6 +134,7 @@ class Tally:
             row = _mean([distortion(s, hr, lr) for s in samples])
             row["diversity"] = diversity(samples) if len(samples) > 1 else 0.0
             row["hf_energy_ratio"] = sum(hf_energy_ratio(s, hr) for s in samples) / len(samples)
+            row["chroma_hf_ratio"] = sum(chroma_hf_ratio(s, hr) for s in samples) / len(samples)
             if self.perceptual.get("lpips") is not None:
                 row["lpips"] = sum(lpips_distance(self.perceptual["lpips"], s, hr) for s in samples) / len(samples)
             self.rows.append(row)
@@ -279,7 +281,7 @@ def difference(result: dict, a: tuple[str, float | None], b: tuple[str, float | 
 def format_table(result: dict) -> str:
     """Each measure with its 95% bootstrap interval over the images, [low, high]."""
     columns = (("psnr", 2), ("ssim", 3), ("psnr_y", 2), ("lr_psnr", 2), ("diversity", 4), ("swd", 1),
-               ("hf_energy_ratio", 2))
+               ("hf_energy_ratio", 2), ("chroma_hf_ratio", 2))
     lines = [f"{'method':<12}{'T':>5}" + "".join(f"{c:>24}" for c, _ in columns)]
     for row in result["rows"]:
         t = "-" if row["temperature"] is None else f"{row['temperature']:.1f}"

@@ -388,6 +388,16 @@ class ConditionalFlow(nn.Module):
         return (-(log_pz + logdet) / hr[0].numel() + math.log(256.0)) / math.log(2.0)
 
     @torch.no_grad()
+    def gaussian_bits_per_dim(self, hr: torch.Tensor, lr: torch.Tensor) -> float:
+        """The same bound for the simplest model of the residual: one Gaussian N(base(y), sigma^2 I), its
+        sigma fitted to these very images (so an optimistic baseline). What the flow steps learn beyond
+        the residual's overall size is the distance from this number."""
+        x = (255.0 * hr + torch.rand_like(hr)) / 256.0
+        variance = (x - self.base(lr)).square().mean().item()
+        nats = 0.5 * math.log(2 * math.pi * variance) + 0.5
+        return (nats + math.log(256.0)) / math.log(2.0)
+
+    @torch.no_grad()
     def sample(self, lr: torch.Tensor, temperature: float = 0.8, generator: torch.Generator | None = None):
         """One HR sample per LR image at the given latent temperature (0 gives the z = 0 image)."""
         check_images(lr, "LR image")

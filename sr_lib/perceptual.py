@@ -247,14 +247,21 @@ def swd(outputs: torch.Tensor, references: torch.Tensor, projections: int = SWD_
 
 
 # ---------------------------------------------------------------- sharpness without weights
-def high_frequency_energy(images: torch.Tensor, cutoff: float = 0.5 / SCALE) -> torch.Tensor:
-    """Per image, the spectral energy above `cutoff` cycles/px (default: the LR image's Nyquist limit)."""
-    gray = images.mean(1)
-    gray = gray - gray.mean(dim=(-2, -1), keepdim=True)
-    spectrum = torch.fft.fft2(gray).abs().square()
-    fy = torch.fft.fftfreq(gray.shape[-2]).abs()[:, None]
-    fx = torch.fft.fftfreq(gray.shape[-1]).abs()[None, :]
+def high_frequency_energy(images: torch.Tensor, cutoff: float = 0.5 / SCALE, planes=None) -> torch.Tensor:
+    """Per image, the spectral energy above `cutoff` cycles/px (default: the LR image's Nyquist limit) of
+    its grey values, or, with planes = a function (N, 3, H, W) -> (N, C, H, W), summed over those planes."""
+    planes = images.mean(1, keepdim=True) if planes is None else planes(images)
+    planes = planes - planes.mean(dim=(-2, -1), keepdim=True)
+    spectrum = torch.fft.fft2(planes).abs().square()
+    fy = torch.fft.fftfreq(planes.shape[-2]).abs()[:, None]
+    fx = torch.fft.fftfreq(planes.shape[-1]).abs()[None, :]
     return (spectrum * (torch.maximum(fx, fy) > cutoff)).flatten(1).sum(1)
+
+
+def chroma(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 2, H, W) BT.601 colour-difference planes Cb, Cr (without their offset)."""
+    weights = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=images.dtype)
+    return torch.einsum("cd,ndhw->nchw", weights.to(images.device), images)
 
 
 def hf_energy_ratio(output: torch.Tensor, target: torch.Tensor) -> float:
@@ -266,3 +273,11 @@ def hf_energy_ratio(output: torch.Tensor, target: torch.Tensor) -> float:
     """
     return (high_frequency_energy(output.clamp(0, 1).double()) / high_frequency_energy(target.double())).mean().item()
 
+
+
+def chroma_hf_ratio(output: torch.Tensor, target: torch.Tensor) -> float:
+    """The HF-energy ratio of the colour-difference planes alone (Cb, Cr; mean over the batch): colour
+    speckle, red and green dots where the original's colour is smooth, raises it above 1, while the grey
+    values' HF ratio may look natural. Faces carry little fine colour detail, so it is a sensitive test."""
+    return (high_frequency_energy(output.clamp(0, 1).double(), planes=chroma)
+            / high_frequency_energy(target.double(), planes=chroma)).mean().item()

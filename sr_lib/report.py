@@ -44,6 +44,7 @@ def _with_interval(row: dict, key: str, digits: int) -> str:
 # (header, row key, digits); LPIPS and FID show "n/a" when their weights were missing
 COLUMNS = [("PSNR", "psnr", 2), ("SSIM", "ssim", 3), ("LR-PSNR", "lr_psnr", 2), ("diversity", "diversity", 4),
            ("SWD", "swd", 1), ("LPIPS", "lpips", 3), ("FID", "fid", 2), ("HF ratio", "hf_energy_ratio", 2),
+           ("colour HF", "chroma_hf_ratio", 2),
            ("MACs/px", "macs_per_hr_pixel", 0), ("field px", "receptive_field_px", 0), ("params", "params", 0),
            ("s/MP", "seconds_per_megapixel", 3)]
 
@@ -63,7 +64,7 @@ def markdown_table(result: dict) -> str:
              "degradation vs. the LR input; diversity: per-pixel std over the samples; SWD: multi-scale sliced "
              "Wasserstein distance of 7x7 Laplacian-pyramid neighbourhoods to the originals' (x 1e3, lower = more "
              "natural, needs no trained weights); HF ratio: spectral energy above the LR Nyquist limit, output / "
-             "original (sharpness, not correctness); s/MP: inference seconds per output megapixel on this machine, timed on one seeded 64x64 LR input (a 256x256 output) for every method.",
+             "original (sharpness, not correctness); colour HF: the same for the colour-difference planes Cb, Cr alone (above 1: colour speckle); s/MP: inference seconds per output megapixel on this machine, timed on one seeded 64x64 LR input (a 256x256 output) for every method.",
              f"[low, high]: the central {result['bootstrap']['level']:.0%} of {result['bootstrap']['resamples']} "
              f"bootstrap resamples of the {len(result['images'])} images (seed {result['bootstrap']['seed']}; "
              "SWD: the drawn images' patches, against the same drawn originals). With a handful of images the "

@@ -111,6 +111,19 @@ def test_hf_energy_ratio_is_one_for_the_original_and_low_for_blur():
     assert hf_energy_ratio((x + 0.3 * torch.randn_like(x)), x) > 1
 
 
+def test_colour_speckle_shows_in_the_chroma_ratio_not_in_the_grey_one():
+    """Red/green dots of unchanged grey value (the colour speckle seen on SRGAN's outputs) leave the grey values'
+    HF ratio nearly where it was and raise the colour planes' far above 1."""
+    from sr_lib.perceptual import chroma_hf_ratio
+    x = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64), 5, 1, 2) * 0.5 + 0.25  # smooth colour
+    assert chroma_hf_ratio(x, x) == pytest.approx(1.0)
+    dots = (torch.rand(1, 1, 64, 64) < 0.1).float() * 0.1 * torch.randn(1, 1, 64, 64).sign()
+    red_green = torch.tensor([1.0, -1.0, 0.0]).view(1, 3, 1, 1)  # the grey value (mean of R, G, B) unchanged
+    speckled = x + dots * red_green
+    assert hf_energy_ratio(speckled, x) == pytest.approx(1.0)
+    assert chroma_hf_ratio(speckled, x) > 2
+
+
 # ---------------------------------------------------------------- SWD
 @pytest.fixture(scope="module")
 def faces():
