@@ -97,7 +97,7 @@ print(f"shipped checkpoints in {checkpoints}")
 stream = RandomCrops(bundled_training_images(), cfg.crop, 8, seed=0)
 hr_batch, lr_batch = next(stream)
 fig = image_rows({"HR crops": {f"{i}": hr_batch[i] for i in range(8)},
-                  "LR (4x smaller)": {f"{i}": lr_batch[i] for i in range(8)}}, scale=1.4)
+                  "LR (4x smaller)": {f"{i}": lr_batch[i] for i in range(8)}})
 plt.show()
 
 # %% [markdown]

@@ -1,8 +1,9 @@
 """Figures shared by the notebooks and the report: image rows with zoomed crops, loss curves, the
 perception-distortion plane and the side-by-side comparison.
 
-Images are shown at integer zoom with nearest-neighbour interpolation so pixels stay visible, on a
-neutral grey background that reads in light and dark themes.
+Images are drawn pixel for pixel (`pixel_grid`) at an integer zoom, never below 1:1, with
+nearest-neighbour interpolation so pixels stay visible, on a neutral grey background that reads in
+light and dark themes.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 BACKGROUND = "#808080"
 DPI = 110  # figures are saved (report) and shown (notebooks) at this resolution
+MAX_WIDTH = 960  # px: about what a JupyterLab output area shows on a laptop without scaling an image down
 
 
 def to_numpy(image: torch.Tensor) -> np.ndarray:
@@ -31,38 +33,77 @@ def zoom(image: np.ndarray, factor: int) -> np.ndarray:
     return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
+def pixel_grid(rows: list[list[tuple | None]], dpi: int = DPI, gap: int = 6, title: int = 18):
+    """A figure of image panels drawn pixel for pixel: each panel (array H x W [x 3], title, imshow
+    keywords), or None for an empty cell, is placed at its array's own size, so that at `dpi` every
+    array pixel is one screen pixel (zoom by an integer factor first). Returns (figure, axes grid)."""
+    n_cols = max(len(row) for row in rows)
+    widths = [max((row[c][0].shape[1] for row in rows if c < len(row) and row[c] is not None), default=0)
+              for c in range(n_cols)]
+    heights = [max(panel[0].shape[0] for panel in row if panel is not None) for row in rows]
+    width, height = sum(widths) + gap * (n_cols + 1), sum(heights) + (title + gap) * len(rows) + gap
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=BACKGROUND)
+    axes, top = [], gap
+    for row, row_height in zip(rows, heights):
+        top += title
+        left, row_axes = gap, []
+        for c, panel in enumerate(row):
+            if panel is None:
+                row_axes.append(None)
+            else:
+                image, text, kwargs = panel
+                h, w = image.shape[:2]
+                ax = fig.add_axes([left / width, 1 - (top + h) / height, w / width, h / height])
+                ax.imshow(image, interpolation="nearest", **kwargs)
+                ax.set_title(text, fontsize=8, color="white", backgroundcolor="#333333", pad=2)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                row_axes.append(ax)
+            left += widths[c] + gap
+        axes.append(row_axes)
+        top += row_height + gap
+    return fig, axes
+
+
+def integer_zoom(side: int, min_side: int) -> int:
+    """The smallest integer zoom that shows `side` pixels on at least `min_side` screen pixels."""
+    return max(1, -(-min_side // side))
+
+
 def image_rows(rows: dict[str, dict[str, torch.Tensor]], boxes: dict[str, tuple[int, int, int]] | None = None,
-               crop_zoom: int = 4, scale: float = 2.6):
-    """One row per image, one column per method; with boxes[image] = (top, left, size) a second, zoomed row.
+               crop_zoom: int = 4, min_side: int = 128):
+    """One row per image, one column per method; with boxes[image] = (top, left, size) a second row of
+    crops at `crop_zoom`. Every image is drawn at an integer zoom, at least `min_side` px (a 256 px face
+    at 1:1, a 16 px LR crop at 8x), never below 1:1: the artefacts the notebooks discuss stay visible.
 
     rows: {image name: {method label: (3, H, W) tensor}}. Returns the matplotlib figure.
     """
     boxes = {name: box for name, box in (boxes or {}).items() if name in rows}
-    n_rows = sum(2 if name in boxes else 1 for name in rows)
-    n_cols = max(len(methods) for methods in rows.values())
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(scale * n_cols, scale * n_rows), squeeze=False,
-                             facecolor=BACKGROUND)
-    r = 0
+    grid, marks = [], []
     for image_name, methods in rows.items():
-        box = boxes.get(image_name)
-        for c, (label, image) in enumerate(methods.items()):
-            axes[r, c].imshow(to_numpy(image), interpolation="nearest")
-            axes[r, c].set_title(f"{label}", fontsize=9, color="white", backgroundcolor="#333333")
+        side = max(max(image.shape[-2:]) for image in methods.values())
+        factor = integer_zoom(side, min_side)
+        suffix = "" if factor == 1 else f" (x{factor})"
+        per_row = max(1, MAX_WIDTH // (side * factor + 6))  # wrapped, so that no viewer has to shrink it
+        items = list(methods.items())
+        for start in range(0, len(items), per_row):
+            part = items[start:start + per_row]
+            grid.append([(zoom(to_numpy(image), factor),
+                          f"{image_name}: {label}{suffix}" if start + c == 0 else label + suffix, {})
+                         for c, (label, image) in enumerate(part)])
+            box = boxes.get(image_name)
+            marks.append((box, factor))
             if box:
-                top, left, size = box
-                axes[r, c].add_patch(plt.Rectangle((left - 0.5, top - 0.5), size, size, fill=False,
-                                                   edgecolor="yellow", lw=1.2))
-                axes[r + 1, c].imshow(zoom(to_numpy(crop(image, *box)), crop_zoom), interpolation="nearest")
-                axes[r + 1, c].set_title(f"{label}, crop x{crop_zoom}", fontsize=8, color="white",
-                                         backgroundcolor="#333333")
-        axes[r, 0].set_ylabel(image_name, color="white")
-        r += 2 if box else 1
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if not ax.images:
-            ax.set_visible(False)
-    fig.tight_layout()
+                grid.append([(zoom(to_numpy(crop(image, *box)), crop_zoom), f"{label}, crop x{crop_zoom}", {})
+                             for label, image in part])
+                marks.append((None, 1))
+    fig, axes = pixel_grid(grid)
+    for row_axes, (box, factor) in zip(axes, marks):
+        if box:
+            top, left, size = box
+            for ax in row_axes:
+                ax.add_patch(plt.Rectangle((factor * left - 0.5, factor * top - 0.5), factor * size, factor * size,
+                                           fill=False, edgecolor="yellow", lw=1.2))
     return fig
 
 
@@ -134,37 +175,22 @@ def perception_distortion_figure(result: dict):
 
 
 def diversity_figure(maps: dict, hr: torch.Tensor, box: tuple[int, int, int], crop_zoom: int = 4,
-                     shown: int = 4, dpi: int = DPI):
-    """`evaluate.diversity_maps` of one image as rows of crops at an integer zoom (saved at `dpi`, each
-    crop pixel is crop_zoom x crop_zoom screen pixels): the original and its open detail, then per T
-    `shown` samples and the spread of all of them, on one colour scale for every T."""
-    top, left, size = box
-    panel, gap, title = size * crop_zoom, 6, 18
-    temperatures = list(maps["spread"])
-    cols, rows = shown + 1, len(temperatures) + 1
-    width, height = cols * (panel + gap) + gap, rows * (panel + title + gap) + gap
-    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=BACKGROUND)
+                     shown: int = 3):
+    """`evaluate.diversity_maps` of one image as rows of crops at an integer zoom: the original and its
+    open detail, then per T `shown` samples and the spread of all of them, on one colour scale for every T."""
     spread_max = max(m.quantile(0.99).item() for m in maps["spread"].values())
 
-    def show(row, col, image, text, **kwargs):
-        ax = fig.add_axes([(gap + col * (panel + gap)) / width,
-                           1 - (row + 1) * (panel + title + gap) / height, panel / width, panel / height])
-        ax.imshow(zoom(image, crop_zoom), interpolation="nearest", **kwargs)
-        ax.set_title(text, fontsize=8, color="white", backgroundcolor="#333333", pad=2)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    def panel(image, text, **kwargs):
+        array = to_numpy(crop(image, *box)) if image.dim() == 3 else crop(image, *box).numpy()
+        return zoom(array, crop_zoom), text, kwargs
 
-    show(0, 0, to_numpy(crop(hr, *box)), "original")
-    open_crop = crop(maps["open"], *box).numpy()
-    show(0, 1, open_crop, "|null-space part| (open)", cmap="magma", vmin=0,
-         vmax=maps["open"].quantile(0.99).item())
-    for r, t in enumerate(temperatures, start=1):
-        for c in range(shown):
-            show(r, c, to_numpy(crop(maps["samples"][t][c, 0], *box)), f"T = {t:g}, sample {c + 1}")
-        show(r, shown, crop(maps["spread"][t], *box).numpy(),
-             f"spread of {len(maps['samples'][t])}, r = {maps['correlation'][t]:.2f} (image)", cmap="magma", vmin=0,
-             vmax=spread_max)
-    return fig
+    grid = [[panel(hr, "original"), panel(maps["open"], "|null-space part| (open)", cmap="magma", vmin=0,
+                                          vmax=maps["open"].quantile(0.99).item())]]
+    for t, samples in maps["samples"].items():
+        grid.append([panel(samples[c, 0], f"T = {t:g}, sample {c + 1}") for c in range(shown)]
+                    + [panel(maps["spread"][t], f"spread of {len(samples)}, r = {maps['correlation'][t]:.2f} (image)",
+                             cmap="magma", vmin=0, vmax=spread_max)])
+    return pixel_grid(grid)[0]
 
 
 def comparison_figure(names: list[str], pairs, outputs, boxes: dict | None = None):

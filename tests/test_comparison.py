@@ -275,3 +275,15 @@ def test_diversity_maps_and_their_figure_at_an_integer_zoom(tiny_checkpoints):
     for ax in panels:  # every crop pixel is 3 x 3 screen pixels
         box = ax.get_position()
         assert round(box.width * width) == 48 and round(box.height * height) == 48
+
+
+def test_image_rows_draw_every_image_at_an_integer_zoom_and_wrap_to_fit():
+    from sr_lib.plotting import DPI, MAX_WIDTH, image_rows
+    faces = {f"method {k}": torch.rand(3, 256, 256) for k in range(6)}
+    small = {f"crop {k}": torch.rand(3, 16, 16) for k in range(3)}
+    fig = image_rows({"face": faces, "lr": small}, boxes={"face": (10, 20, 48)})
+    width, height = fig.get_size_inches() * DPI
+    assert width <= MAX_WIDTH
+    sizes = sorted({(round(ax.get_position().width * width), round(ax.get_position().height * height))
+                    for ax in fig.axes})
+    assert sizes == [(128, 128), (192, 192), (256, 256)]  # LR x8, crops x4, faces 1:1
