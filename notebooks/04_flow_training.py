@@ -234,9 +234,16 @@ assert abs(raw_bpd - heldout_bpd) < 0.1, "without the noise the score moves litt
 # Sampling draws $z \sim \mathcal N(0, T^2 I)$ and inverts the flow. $T = 0$ gives the one image that
 # $z = 0$ maps to: in general neither the conditional mean nor its mode (a nonlinear map moves both),
 # here close to the base's pixel-loss estimate and just as smooth. $T = 1$ samples the model's own
-# distribution: more detail, and also speckle where the model is unsure (the T = 1 crop below). Lower temperatures trade detail
-# and diversity for fidelity; the study does not say which it used, and SRFlow's released configurations
-# sample at 0.9. The diversity below is the per-pixel standard deviation over 4 samples.
+# distribution: more detail, and also speckle where the model is unsure (the T = 1 crop below). Lower
+# temperatures trade detail and diversity for fidelity; the study does not say which it used, and
+# SRFlow's released configurations sample at 0.9. The diversity below is the per-pixel standard
+# deviation over 4 samples.
+#
+# **What to look for** (faces at 1:1, crops at 4x): at $T = 0$ the eye is as soft as bicubic's, only
+# with cleaner edges; at 0.5 hardly anything changes; at 0.8 a faint grain appears, most visibly on the
+# flat wall behind the head (compare it with the original's); at 1 the grain becomes speckle: bright
+# and dark dots on the chin and neck and in the hair, and a mottled background. Where is the $T = 1$
+# sample still smooth, and why there?
 
 # %%
 face = faces["astronaut"][None]
@@ -257,8 +264,8 @@ assert spreads[0.0] == 0.0 and spreads[0.8] > 0 and spreads[1.0] > spreads[0.5]
 
 # %% [markdown]
 # ## Many samples, one input
-# The flow is a *distribution* over HR images. Below, 8 draws at each of $T$ = 0.5, 0.8 and 1 (four of
-# them shown; crops at 4x zoom, one screen pixel block per image pixel), and per temperature the
+# The flow is a *distribution* over HR images. Below, 8 draws at each of $T$ = 0.5, 0.8 and 1 (three of
+# them shown; crops at 4x zoom, each image pixel a 4x4 block of screen pixels), and per temperature the
 # per-pixel standard deviation over all 8, the **spread**, on one colour scale for all rows. Beside the
 # original: the part of its detail that the LR image does not determine at all, its **null-space part**
 # (the original minus the pseudo-inverse of its own LR image; notebook 06 derives it). $r$ is the
