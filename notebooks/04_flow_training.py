@@ -77,7 +77,7 @@ from sr_lib.complexity import audit, count_params
 from sr_lib.config import get_config
 from sr_lib.data import HELDOUT_DETAIL, bundled_heldout
 from sr_lib.evaluate import diversity_maps
-from sr_lib.exercises import check_bits_per_dim, check_dequantize
+from sr_lib.exercises import check_bits_per_dim, check_dequantize, check_unit_gaussian_bits
 from sr_lib.imaging import degrade, upsample
 from sr_lib.metrics import diversity, psnr
 from sr_lib.models import ConditionalFlow
@@ -200,23 +200,41 @@ with torch.no_grad():
     untrained_bpd = untrained.bits_per_dim(hr, lr).mean().item()
     gaussian_bpd = flow.gaussian_bits_per_dim(hr, lr)
     raw_bpd = flow.bits_per_dim(hr, lr, dequantize=False).mean().item()
-    residual_std = ((255.0 * hr + 0.5) / 256.0 - flow.base(lr)).std().item()
+    residual_rms = ((255.0 * hr + 0.5) / 256.0 - flow.base(lr)).square().mean().sqrt().item()
 train_bpd = sum(h["bpd"] for h in payload["history"][-100:]) / min(100, len(payload["history"]))
 print(f"training bpd (last 100 steps):            {train_bpd:.3f}")
 print(f"held-out faces, trained flow:              {heldout_bpd:.3f}")
 print(f"held-out faces, one fitted Gaussian:       {gaussian_bpd:.3f}")
 print(f"held-out faces, untrained flow:            {untrained_bpd:.3f}")
 print(f"held-out faces, no dequantization noise:   {raw_bpd:.3f} ({raw_bpd - heldout_bpd:+.3f})")
-print(f"the residual's standard deviation:         {residual_std:.3f}")
-assert untrained_bpd > 8 and residual_std < 0.1, "a unit Gaussian is far wider than the residual"
+print(f"the residual's root mean square:           {residual_rms:.3f}")
+assert untrained_bpd > 8 and residual_rms < 0.1, "a unit Gaussian is far wider than the residual"
 assert heldout_bpd < gaussian_bpd < untrained_bpd, "the flow beats one fitted Gaussian, which beats the untrained flow"
 assert untrained_bpd - gaussian_bpd > gaussian_bpd - heldout_bpd, "most of the gap is the residual's width"
 assert abs(raw_bpd - heldout_bpd) < 0.1, "without the noise the score moves little"
 
 # %% [markdown]
+# ### Exercise 4.3: predict the untrained flow's score
+# The untrained flow is a standard Gaussian $\mathcal N(0, I)$ on the residual $x - \text{base}(y)$: its
+# rotations keep lengths and its couplings do nothing. Write its bits per dimension as a function of one
+# number, the residual's root mean square `rms` (printed above), and see whether it predicts the measured
+# score.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-4-3", "locked": false, "schema_version": 3, "solution": true}
+def unit_gaussian_bits(rms):
+    """Exercise 4.3: bits per dimension of N(0, I) on residuals of root mean square `rms` (8-bit data in [0, 1])."""
+    ### BEGIN SOLUTION
+    return (0.5 * math.log(2 * math.pi) + 0.5 * rms ** 2 + math.log(256)) / math.log(2)
+    ### END SOLUTION
+
+
+print(check_unit_gaussian_bits(unit_gaussian_bits, residual_rms, untrained_bpd))
+assert abs(unit_gaussian_bits(residual_rms) - untrained_bpd) < 0.05, "one number predicts the untrained score"
+
+# %% [markdown]
 # **Why is the untrained flow above 8 bits?** 8 bits per dimension is the uniform distribution on
 # [0, 1]: each of the 256 bins gets probability 1/256. The untrained flow puts a *standard* Gaussian on a
-# residual whose standard deviation is below 0.1 (printed above): its density near the true values is at
+# residual whose root mean square is below 0.1 (printed above): its density near the true values is at
 # most $1/\sqrt{2\pi} \approx 0.4$, so a bin of width 1/256 gets less than 1/256 of probability, more than
 # 8 bits. **What the flow learnt:** one Gaussian of the right width, fitted to the test faces
 # themselves, already removes most of that gap; the distance from it to the trained flow is what the

@@ -343,6 +343,30 @@ def check_bits_per_dim(bits_per_dim: Callable) -> str:
     return "correct: (-log p / D + log 256) / log 2 bits per dimension"
 
 
+def check_unit_gaussian_bits(bits: Callable, rms: float | None = None, measured: float | None = None) -> str:
+    """bits(rms) -> bits per dimension of a standard Gaussian on residuals whose root mean square is rms,
+    for 8-bit data in [0, 1]: the untrained flow's score predicted from one number. With the notebook's
+    rms and measured score, the prediction is also compared with the measurement."""
+    def correct(r):
+        return (0.5 * math.log(2 * math.pi) + 0.5 * r ** 2 + math.log(256)) / math.log(2)
+    cases = [0.05, 0.2, 1.0]
+    answer = [_call(bits, r, what=f"rms = {r}") for r in cases]
+    _judge(answer, [correct(r) for r in cases], [
+        ("that is in nats: divide by log(2) for bits", [correct(r) * math.log(2) for r in cases]),
+        ("off by exactly 8 bits: each of the 256 bins has width 1/256, which adds log(256) per dimension",
+         [correct(r) - 8 for r in cases]),
+        ("the Gaussian's exponent is -x^2 / 2: its cost per dimension grows with rms squared, not rms",
+         [(0.5 * math.log(2 * math.pi) + 0.5 * r + math.log(256)) / math.log(2) for r in cases]),
+        ("the normalisation of N(0, 1) is 1 / sqrt(2 pi): its cost is 0.5 log(2 pi) nats, not log(2 pi)",
+         [(math.log(2 * math.pi) + 0.5 * r ** 2 + math.log(256)) / math.log(2) for r in cases]),
+    ], "rms = 0.05, 0.2 and 1", tol=1e-6,
+        hint="add the Gaussian's cost per dimension, 0.5 log(2 pi) + rms^2 / 2 nats, to the bins' log 256")
+    if rms is None:
+        return "correct: (0.5 log(2 pi) + rms^2 / 2 + log 256) / log 2"
+    return (f"correct: your formula predicts {correct(rms):.3f} bits per dimension from rms = {rms:.4f}; the "
+            f"untrained flow measured {measured:.3f}: a unit Gaussian is far wider than the residual")
+
+
 # ---------------------------------------------------------------- 05: distribution distances
 def check_frechet_distance(frechet: Callable) -> str:
     """frechet(mu1, cov1, mu2, cov2) -> |mu1 - mu2|^2 + tr(cov1 + cov2 - 2 (cov1 cov2)^(1/2)), numpy."""

@@ -80,6 +80,11 @@ CASES = {
          (lambda log_p, dims: -log_p / dims + math.log(256), "nats"),
          (lambda log_p, dims: (-log_p + dims * math.log(256)) / math.log(2), "divide the code length"),
          (lambda log_p, dims: (-log_p / dims - math.log(256)) / math.log(2), "off by 16 bits")]),
+    ex.check_unit_gaussian_bits: (
+        lambda r: (0.5 * math.log(2 * math.pi) + 0.5 * r ** 2 + math.log(256)) / math.log(2),
+        [(lambda r: 0.5 * math.log(2 * math.pi) + 0.5 * r ** 2 + math.log(256), "nats"),
+         (lambda r: (0.5 * math.log(2 * math.pi) + 0.5 * r ** 2) / math.log(2), "off by exactly 8 bits"),
+         (lambda r: (0.5 * math.log(2 * math.pi) + 0.5 * r + math.log(256)) / math.log(2), "rms squared")]),
     ex.check_frechet_distance: (
         lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real),
         [(lambda m1, c1, m2, c2: ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * np.sqrt(np.abs(c1 @ c2))),
