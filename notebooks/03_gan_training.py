@@ -32,7 +32,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** what the pixel loss and the adversarial loss each make a generator produce, how to
 # tell whether a discriminator actually discriminates, and what GAN artefacts look like and measure as.
 # **Prerequisites:** convolutional networks, binary cross-entropy, notebook 01's notation ($x$ HR image,
-# $y$ LR image). **Time:** 40 minutes; 9 s to run with the shipped checkpoints.
+# $y$ LR image). **Time:** 40 minutes; 33 s to run with the shipped
+# checkpoints (measured on a shared 2-core machine, one thread, in full mode, while other jobs ran: load average about 3).
 #
 # SRGAN's generator $G$ maps a low-resolution image to a 4x larger one. Trained with a pixel loss alone
 # (the **SR, no GAN** baseline) it learns one compromise among all high-resolution images that fit the
@@ -62,13 +63,14 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from sr_lib import fast_mode
 from sr_lib.checkpoint import DEFAULT_CHECKPOINTS, load_checkpoint, load_model
 from sr_lib.config import get_config
 from sr_lib.data import HELDOUT_DETAIL, RandomCrops, bundled_heldout, bundled_training_images
-from sr_lib.exercises import check_discriminator_loss, check_generator_loss
+from sr_lib.exercises import check_content_loss_direction, check_discriminator_loss, check_generator_loss
 from sr_lib.imaging import degrade
 from sr_lib.methods import label, load_methods, super_resolve
 from sr_lib.metrics import grid_pattern, lattice, psnr
@@ -123,35 +125,77 @@ print(f"SR trained {sr_payload['step']} steps, SRGAN {srgan_payload['step']} ste
 
 # %% [markdown]
 # ## Loss curves
-# Left: the pixel-loss pre-training, a smooth descent. Then adversarial training, each quantity on its
-# own axis: the generator's content loss (L1 plus the two terms introduced below), the discriminator's
-# loss, and D's two relativistic verdicts: how likely a real crop looks more real than the average
-# generated one, and the reverse. Unlike a single objective, none of these has to fall: they describe a
-# game.
+# ### Exercise 3.1: predict a curve before you see it
+# Adversarial training starts from the SR generator, which was trained to minimise the L1 loss. SRGAN's
+# content loss is that L1 plus two small terms (introduced below), and the generator now minimises it
+# *plus* $\lambda$ times the adversarial term. Over the 3,000 adversarial steps, what does the content
+# loss do? One letter, as a string:
+#
+# * **a** it keeps falling: the adversarial term is one more gradient pointing towards better images;
+# * **b** it stays flat: with $\lambda = 0.005$ the adversarial term is too small to move the generator;
+# * **c** it rises: the generator starts near the minimum of the pixel loss, and any step the adversarial
+#   term pulls it away from there costs pixel accuracy.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-3-1", "locked": false, "schema_version": 3, "solution": true}
+"""Exercise 3.1: the letter of your prediction for SRGAN's content loss during adversarial training."""
+### BEGIN SOLUTION
+prediction = "c"
+### END SOLUTION
+print(check_content_loss_direction(prediction))
+
+# %% [markdown]
+# Now the curves. Left: the pixel-loss pre-training. Then adversarial training, each quantity on its own
+# axis: the generator's content loss, the discriminator's loss, and D's two relativistic verdicts: how
+# likely a real crop looks more real than the average generated one, and the reverse. Unlike a single
+# objective, none of the last three has to fall: they describe a game.
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
-plot_history(sr_payload["history"], ["l1"], axes[0], log=True, ylabel="mean |error| (pixel values 0-1)")
+plot_history(sr_payload["history"], {"l1": "SR's L1 loss"}, axes[0], log=True,
+             ylabel="mean |error| (pixel values 0-1)")
 axes[0].set_title("SR pre-training: L1")
-plot_history(srgan_payload["history"], ["content"], axes[1], ylabel="L1 + weighted terms (pixel values 0-1)")
+plot_history(srgan_payload["history"], {"content": "content loss"}, axes[1],
+             ylabel="L1 + weighted terms (pixel values 0-1)")
 axes[1].set_title("SRGAN: content loss")
-plot_history(srgan_payload["history"], ["d_loss"], axes[2], ylabel="relativistic BCE (nats)")
+plot_history(srgan_payload["history"], {"d_loss": "discriminator loss"}, axes[2], ylabel="relativistic BCE (nats)")
 axes[2].set_title("SRGAN: discriminator loss")
-plot_history(srgan_payload["history"], ["d_real", "d_fake"], axes[3], ylabel="probability")
+plot_history(srgan_payload["history"], {"d_real": "real judged more real", "d_fake": "fake judged more real"},
+             axes[3], ylabel="probability")
 axes[3].set_title("D: real > average fake, fake > average real")
 fig.tight_layout()
 plt.show()
 
+
+def mean_of(history: list[dict], key: str, first: int, last: int) -> float:
+    """The mean of `key` over the history's entries first..last-1 (one per step)."""
+    return float(np.mean([h[key] for h in history[first:last]]))
+
+
+sr_start, sr_200, sr_end = (mean_of(sr_payload["history"], "l1", a, b) for a, b in ((0, 10), (150, 250), (-500, None)))
+gan_start, gan_end = mean_of(srgan_payload["history"], "content", 0, 200), mean_of(srgan_payload["history"], "content", -500, None)
+print(f"SR's L1: {sr_start:.3f} over the first 10 steps, {sr_200:.4f} around step 200, {sr_end:.4f} over the last 500")
+print(f"SRGAN's content loss: {gan_start:.4f} over the first 200 steps, {gan_end:.4f} over the last 500 "
+      f"({100 * (gan_end / gan_start - 1):+.0f}%)")
+assert sr_start > 3 * sr_200 and abs(sr_end / sr_200 - 1) < 0.2, "a drop within 200 steps, then a plateau"
+assert gan_end > gan_start, "the content loss rises under adversarial training"
+
 # %% [markdown]
-# ### Exercise 3.1: the discriminator's loss
+# SR's L1 drops within the first 200 steps and then sits on a flat, noisy plateau: the last 500 steps'
+# mean is within 20% of the mean around step 200 (printed above), and the faint raw curve's spread there
+# is the batch-to-batch noise of random crops. Under adversarial training the content loss *rises* (the
+# cell checks that the last 500 steps' mean is above the first 200 steps'): as predicted in Exercise 3.1,
+# the generator gives up pixel accuracy for detail the discriminator accepts.
+
+# %% [markdown]
+# ### Exercise 3.2: the discriminator's loss
 # In the min-max objective above, $D$ maximises $\log D(x) + \log(1 - D(G(y)))$. Written as a loss to
 # *minimise* over a batch, with $D$ returning logits (scores before the sigmoid), that is the sum of two
 # mean binary cross-entropies: the real crops' with label 1 plus the generated crops' with label 0. Write
 # it (`torch.nn.functional.binary_cross_entropy_with_logits` helps).
 
-# %% nbgrader={"grade": false, "grade_id": "ex-3-1", "locked": false, "schema_version": 3, "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "ex-3-2", "locked": false, "schema_version": 3, "solution": true}
 def discriminator_loss(real_logits, fake_logits):
-    """Exercise 3.1: D's loss, real labelled 1 and generated labelled 0, averaged over each batch."""
+    """Exercise 3.2: D's loss, real labelled 1 and generated labelled 0, averaged over each batch."""
     ### BEGIN SOLUTION
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     return bce(real_logits, torch.ones_like(real_logits)) + bce(fake_logits, torch.zeros_like(fake_logits))
@@ -161,14 +205,14 @@ def discriminator_loss(real_logits, fake_logits):
 print(check_discriminator_loss(discriminator_loss))
 
 # %% [markdown]
-# ### Exercise 3.2: the generator's adversarial loss
+# ### Exercise 3.3: the generator's adversarial loss
 # Minimising $\log(1 - D(G(y)))$ (the min-max form) gives the generator almost no gradient early on,
 # when $D$ easily rejects its outputs. Goodfellow et al. (2014) proposed the *non-saturating* form
 # instead: minimise $-\log D(G(y))$. Write it for logits, averaged over the batch.
 
-# %% nbgrader={"grade": false, "grade_id": "ex-3-2", "locked": false, "schema_version": 3, "solution": true}
+# %% nbgrader={"grade": false, "grade_id": "ex-3-3", "locked": false, "schema_version": 3, "solution": true}
 def generator_loss(fake_logits):
-    """Exercise 3.2: G's non-saturating adversarial loss, -log D(G(y)), from D's logits."""
+    """Exercise 3.3: G's non-saturating adversarial loss, -log D(G(y)), from D's logits."""
     ### BEGIN SOLUTION
     return -torch.nn.functional.logsigmoid(fake_logits).mean()
     ### END SOLUTION
@@ -215,8 +259,10 @@ def ranked_above(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
+every = torch.cat(list(scores.values()))
+bins = np.linspace(every.min().item(), every.max().item(), 25)  # the same bins for the three sets
 for name, s in scores.items():
-    ax.hist(s.numpy(), bins=20, alpha=0.6, label=name)
+    ax.hist(s.numpy(), bins=bins, histtype="step", lw=2, label=name)
 ax.set_xlabel("D(crop), raw score (logit)")
 ax.set_ylabel(f"number of {cfg.crop} px crops")
 ax.legend()
@@ -304,13 +350,13 @@ assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free per
 # %% [markdown]
 # Trained without the term, SRGAN's output depends on the position within the LR pixel grid more than
 # three times as much as the original does: its 4x4 averages (the squares above, both faces and all
-# colours averaged) are far from flat, and in the zoomed crop it is a grain of dots over skin and hair. Its
-# spread is a grey level or two, too little for the per-pixel L1 loss to notice, and the discriminator,
-# trained on four photographs, did not learn to reject it. The term (`grid_loss` in `sr_lib/train.py`)
-# compares the output's 16 averages with the original crop's: averaged over a crop's blocks first, a
-# pattern repeated in every block adds up, while natural texture, in no fixed place, averages out. With it,
-# SRGAN's lattice is about the original's (the cell checks: under one and a half times it), and the
-# pixel-loss SR, which has no reason to invent anything, stays below the original's.
+# colours averaged) are far from flat. In the zoomed crop, at this figure's size, the dots are hard to
+# see: that is why the number measures them. Its spread is a grey level or two (the cell checks: between
+# 1 and 2). The term (`grid_loss` in `sr_lib/train.py`) compares the output's 16 averages with the
+# original crop's: averaged over a crop's blocks first, a pattern repeated in every block adds up, while
+# natural texture, in no fixed place, averages out. With it, SRGAN's lattice is about the original's (the
+# cell checks: under one and a half times it), and the pixel-loss SR, which has no reason to invent
+# anything, stays below the original's.
 #
 # Notice the SWD printed beside the two SRGANs. It is the weight-free perception measure of notebook 05
 # (lower = local statistics closer to the originals'), and it scores the version *with* the dots as the
@@ -320,14 +366,16 @@ assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free per
 #
 # Two more guards are built in. Each pixel shuffle of the generator is followed by a 2x2 average
 # (`ZeroOrderHold` in `sr_lib/models.py`), so that a flat input gives a flat output whatever the four
-# sub-pixel kernels learn; the ablation has it too, so it does not stop this lattice on its own (the dots
-# sit in textured regions). And a third term of the content loss keeps SRGAN's output consistent with its
-# LR input, which the invented detail could otherwise change.
+# sub-pixel kernels learn; the ablation has it too, so it does not stop this lattice on its own. And a
+# third term of the content loss keeps SRGAN's output consistent with its LR input, which the invented
+# detail could otherwise change.
 #
 # **Take-aways.** The GAN gives sharper textures than the pixel loss, at the cost of a second network,
 # a hyper-parameter ($\lambda$) that decides between blur and artefacts, and a training curve that does
-# not tell you when you are done. Notebook 04 trains the flow, which has none of these training problems
-# (its temperature still chooses between smooth and noisy, after training) but pays in other ways.
+# not tell you when you are done. Notebook 04 trains the flow: no discriminator and one loss, the
+# likelihood, but problems of its own. It needs the pre-trained SR generator as its base, its gradient
+# has to be clipped during training (notebook 04), notebook 02 showed its inverse going silently wrong
+# once the weights grow, and its temperature still chooses between smooth and noisy, after training.
 #
 # ## Summary
 # * The pixel loss gives one smooth compromise; the adversarial loss pulls outputs towards what real
@@ -339,7 +387,7 @@ assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free per
 # ## Going further
 # * Ledig et al., [Photo-realistic single image super-resolution using a GAN](https://arxiv.org/abs/1609.04802) (SRGAN), CVPR 2017.
 # * Wang et al., [ESRGAN](https://arxiv.org/abs/1809.00219), ECCV workshops 2018: the relativistic loss and the training recipe used here.
-# * Goodfellow et al., [Generative adversarial nets](https://arxiv.org/abs/1406.2661), NeurIPS 2014: the non-saturating loss of Exercise 3.2.
+# * Goodfellow et al., [Generative adversarial nets](https://arxiv.org/abs/1406.2661), NeurIPS 2014: the non-saturating loss of Exercise 3.3.
 # * Try: retrain (`RETRAIN = True`) with `TrainSettings("srgan", cfg, run_dir, steps[1], grid_weight=0.5)`:
 #   how much of the lattice does a quarter of the weight remove? Then with `adv_weight=0.02` (four times
-#   ESRGAN's): colour speckle.
+#   ESRGAN's): what happens to the lattice, the SWD and the colours of the zoomed crops?

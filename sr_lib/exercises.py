@@ -104,6 +104,17 @@ def _judge(answer, correct, mistakes: list[tuple[str, object]], what: str, tol: 
     raise NotYet(f"not yet: on {what} your answer differs from the expected one; {hint}")
 
 
+def _choose(answer, correct: str, wrong: dict[str, str]) -> None:
+    """Pass if `answer` is the letter `correct` (case, spaces and brackets ignored); else raise with the
+    explanation of the wrong letter chosen, or say which letters there are."""
+    letters = sorted([correct, *wrong])
+    letter = str(answer).strip().strip("()").lower() if isinstance(answer, str) else None
+    if letter not in letters:
+        raise NotYet(f"answer with one of the letters {', '.join(letters)}, as a string such as \"{letters[0]}\"")
+    if letter != correct:
+        raise NotYet(wrong[letter])
+
+
 # ---------------------------------------------------------------- 01: the coupling
 def check_coupling_inverse(inverse: Callable) -> str:
     """inverse(v2, s, t) -> (u2, logdet) for v2 = u2 * exp(s) + t; logdet per sample, shape (N,)."""
@@ -162,6 +173,25 @@ def check_brute_force_logdet(logdet: Callable) -> str:
         "a dense 4x4 Jacobian", tol=1e-5,
         hint="build J with torch.autograd.functional.jacobian(f, w), then take torch.linalg.slogdet(J)[1]")
     return "correct: log|det J| from the dense Jacobian at x, negative determinants included"
+
+
+def check_logdet_prediction(prediction) -> str:
+    """prediction: log|det J|, a number, of the coupling of notebook 01's Exercise 1.3 on a 12 x 3 x 3 input
+    (D = 108) whose s is log 2 and t is 0 everywhere: u2 (6 channels x 3 x 3) doubled, u1 kept."""
+    elements = 6 * 3 * 3
+    correct = elements * math.log(2)
+    _judge(prediction, correct, [
+        ("only u2 is scaled: v1 = u1 contributes log 1 = 0 for each of its 54 elements, so count half of D",
+         2 * correct),
+        ("that is one element's share: the log-det sums s over every element of u2", math.log(2)),
+        ("that counts u2's channels, not its elements: each of the 6 channels has 3 x 3 positions", 6 * math.log(2)),
+        ("each element contributes s = log 2 (about 0.69), not 1", elements),
+        ("that sums the diagonal entries exp(s) = 2 themselves; the log-det sums their logs, s", 2 * elements),
+        ("that is det J itself (2 to the 54th): the question asks for its log", 2.0 ** elements),
+        ("a scale of 2 does change volumes: only a layer with s = 0 everywhere has log-det 0", 0.0),
+    ], "your prediction", tol=5e-3,
+        hint="log|det J| is the sum of s over the scaled elements: how many elements does u2 have?")
+    return "correct: 54 elements of u2, each log 2: log|det J| = 54 log 2, about 37.43"
 
 
 # ---------------------------------------------------------------- 02: invertibility
@@ -239,6 +269,21 @@ def _soft_clamp_case(soft_clamp: Callable, c: float, ratios: torch.Tensor,
     return values
 
 
+def check_clamp_failure(reason) -> str:
+    """reason: the letter of notebook 02's Exercise 2.3, why the clamped flow's round trip is wrong at large
+    weights: (c) the inverse amplifies the error it receives, through exp(|s|) and the unbounded shift t."""
+    _choose(reason, "c", {
+        "a": "not overflow: the cell checked that every clamped value is finite, and float32 never turns inf back "
+             "into a finite number; the error is finite and large",
+        "b": "the clamp does not break invertibility: s is recomputed from v1 = u1, which the inverse gets back "
+             "exactly, so any s, clamped or not, is undone exactly on paper; the error comes from the arithmetic",
+        "d": "the growth factor scales only the couplings' and injectors' output layers; the 1x1 mixers are "
+             "untouched, and their log|det W| stays what it was",
+    })
+    return ("correct: each inverse layer amplifies the rounding error it receives, by up to exp(|s|) and through "
+            "the shift t; the clamp bounds the first, not the second")
+
+
 # ---------------------------------------------------------------- 03: the GAN's losses
 def _logits():
     gen = torch.Generator().manual_seed(4)
@@ -280,6 +325,19 @@ def check_generator_loss(loss: Callable) -> str:
         ("average over the batch, not sum", -torch.nn.functional.logsigmoid(fake).sum()),
     ], "8 fake logits")
     return "correct: the non-saturating loss -log sigmoid(D(G(y)))"
+
+
+def check_content_loss_direction(prediction) -> str:
+    """prediction: the letter of notebook 03's Exercise 3.1, what SRGAN's content loss does during adversarial
+    training from the SR generator: (c) it rises, since the generator starts near the pixel loss's minimum."""
+    _choose(prediction, "c", {
+        "a": "the adversarial gradient does not point towards lower pixel loss: it rewards detail that fools the "
+             "discriminator, and invented detail is not the original's, pixel by pixel",
+        "b": "a small weight moves the generator slowly, not never: over 3,000 steps it leaves the pixel loss's "
+             "minimum, and leaving a minimum in any direction raises the loss",
+    })
+    return ("correct: the generator starts at the pixel loss's minimum, so the adversarial term can only pull "
+            "the content loss up; check it in the curves below")
 
 
 # ---------------------------------------------------------------- 04: likelihood

@@ -8,6 +8,7 @@ light and dark themes.
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 BACKGROUND = "#808080"
 DPI = 110  # figures are saved (report) and shown (notebooks) at this resolution
@@ -107,25 +108,28 @@ def image_rows(rows: dict[str, dict[str, torch.Tensor]], boxes: dict[str, tuple[
     return fig
 
 
-def plot_history(history: list[dict], keys: list[str], ax=None, smooth: int = 25, log: bool = False,
-                 ylabel: str = ""):
+def plot_history(history: list[dict], keys: list[str] | dict[str, str], ax=None, smooth: int = 25,
+                 log: bool = False, ylabel: str = ""):
     """Loss curves from a training history, raw (faint) and as a running mean over `smooth` steps.
 
-    ylabel names the quantity and its unit (the keys go into the legend).
+    ylabel names the quantity and its unit; the legend shows the keys, or, where `keys` is a dict, the
+    words it maps them to.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
+    labels = keys if isinstance(keys, dict) else {key: key for key in keys}
     steps = np.array([h["step"] for h in history])
-    for i, key in enumerate(keys):
+    for i, (key, name) in enumerate(labels.items()):
         values = np.array([h[key] for h in history], dtype=float)
         ax.plot(steps, values, color=f"C{i}", alpha=0.25, lw=0.8)
         if len(values) >= smooth:
             running = np.convolve(values, np.ones(smooth) / smooth, mode="valid")
-            ax.plot(steps[smooth - 1:], running, color=f"C{i}", lw=1.8, label=f"{key} (mean of {smooth})")
+            ax.plot(steps[smooth - 1:], running, color=f"C{i}", lw=1.8, label=f"{name} (mean of {smooth} steps)")
         else:
-            ax.plot(steps, values, color=f"C{i}", lw=1.8, label=key)
+            ax.plot(steps, values, color=f"C{i}", lw=1.8, label=name)
     if log:
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are counted: no fractional ticks
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
