@@ -244,7 +244,8 @@ assert fast_mode() or plausible.index(min(plausible)) == 3
 # %% [markdown]
 # A generator without a noise input gives one $n$ per $y$, so at every single $y$ it drops at least one
 # ridge, whatever the critic says. Some runs keep every guess on a ridge, but not all: seed 2 leaves the
-# ridges for more than a fifth of the $y$ values, where its curve crosses between them, and on average
+# ridges for more than a fifth of the $y$ values, where its curve runs above the upper ridge (around
+# $y = 0.2$) or falls below it (towards $y = 1$), and on average
 # over the seeds fewer than 95% of the outputs are plausible, the share of real ones (the printed
 # fractions; in the full run the lowest is seed 3's). (Only a generator that switched ridges as $y$ changes, on 30% of the
 # $y$ range, could match the distribution of all outputs; these smooth networks hardly do.) Each run has
