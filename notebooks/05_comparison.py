@@ -77,11 +77,12 @@ from IPython.display import Markdown, display
 
 from sr_lib import fast_mode
 from sr_lib.checkpoint import DEFAULT_CHECKPOINTS
-from sr_lib.data import HELDOUT_DETAIL, bundled_heldout
+from sr_lib.data import HELDOUT_DETAIL, bundled_heldout, heldout_crops
 from sr_lib.evaluate import difference, load_perceptual, run_all
-from sr_lib.exercises import check_frechet_distance, check_sliced_wasserstein
+from sr_lib.exercises import check_frechet_distance, check_sliced_wasserstein, check_swd_prefers_noise
 from sr_lib.methods import SHOWN_TEMPERATURES, TEMPERATURES, label, load_methods
-from sr_lib.plotting import comparison_figure, perception_distortion_figure
+from sr_lib.perceptual import fid_patches, frechet_between_halves, swd_by_sample_size
+from sr_lib.plotting import comparison_figure, perception_distortion_figure, sample_size_figure
 from sr_lib.report import markdown_table, report
 from sr_lib.imaging import degrade
 from sr_lib.widgets import CropComparator, PhotoUpscaler, TemperatureScrubber
@@ -190,9 +191,27 @@ if 1.0 in extremes:  # the full run (fast mode stops at T = 0.8)
     assert rows[("flow", 1.2)]["swd"] > flow1["swd"] and rows[("flow", 1.2)]["lr_psnr"] < 40, "T = 1.2 overshoots"
 
 # %% [markdown]
-# **The V-shape.** In the full run (all six temperatures) the flow at $T = 1$ has a *lower* SWD than
-# SRGAN, although its samples are visibly speckled (slide the temperature scrubber below to 1), and at
-# $T = 1.2$ the SWD rises again and LR-consistency drops below 40 dB: worse on both axes. SWD compares
+# ### Exercise 5.3: why does SWD prefer $T = 1$?
+# In the full run (all six temperatures) the flow at $T = 1$ has a *lower* SWD than SRGAN, although its
+# samples are visibly speckled (slide the temperature scrubber below to 1), and at $T = 1.2$ the SWD
+# rises again and LR-consistency drops below 40 dB: worse on both axes. Before reading on, choose the
+# explanation and set `answer` to its letter:
+#
+# * **a** the $T = 1$ samples are closer to their own originals, pixel by pixel;
+# * **b** SWD compares only the distribution of local patches with the originals': grain adds fine-scale
+#   energy that real skin and hair have too, wherever the grain sits;
+# * **c** chance: SWD's random directions happened to favour the flow;
+# * **d** SWD measures sharpness: the sharper an output, the lower its SWD.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-5-3", "locked": false, "schema_version": 3, "solution": true}
+"""Exercise 5.3: set answer to the letter of the explanation you choose."""
+### BEGIN SOLUTION
+answer = "b"
+### END SOLUTION
+print(check_swd_prefers_noise(answer))
+
+# %% [markdown]
+# **The V-shape.** SWD compares
 # the *distribution* of local patches with the originals' and nothing else: the grain of $T = 1$ adds
 # fine-scale energy that real skin and hair also have, so the patch statistics match better, whether or
 # not the grain sits where the original's detail was. A distribution distance rewards the right
@@ -202,6 +221,59 @@ if 1.0 in extremes:  # the full run (fast mode stops at T = 0.8)
 # Our numbers are not the study's: it trained paper-size networks on 70,000 FFHQ faces and scored
 # thousands of CelebA faces; we trained the `cpu` configuration on four photographs and score two
 # portraits. Compare the *orderings* and the trade-off, not the values.
+#
+# ## Why two images cannot rank methods by a distribution distance
+# SWD and FID compare two *sets*: how large must a set be? We cut many 96 px crops from the two held-out
+# photographs (whole photos, not only the faces), run SR and SRGAN on their LR versions, and score random
+# subsets of $k$ crops, each method's outputs against the same $k$ originals, with the same subsets for
+# both methods.
+
+# %%
+crops = heldout_crops(32)
+with torch.no_grad():
+    crop_outputs = {name: models[name](degrade(crops)).clamp(0, 1) for name in ("sr", "srgan")}
+by_size = swd_by_sample_size(crop_outputs, crops, sizes=(1, 2, 4, 8, 16), subsets=16, keep=128, projections=64)
+fig = sample_size_figure(by_size)
+plt.show()
+spread = {k: {name: np.percentile(v, 95) - np.percentile(v, 5) for name, v in per.items()} for k, per in by_size.items()}
+reversed_share = {k: float((per["srgan"] >= per["sr"]).mean()) for k, per in by_size.items()}
+for k, per in by_size.items():
+    print(f"k = {k:2}: " + ", ".join(f"{label(name)} {v.mean():5.1f} (90% of subsets within {spread[k][name]:5.1f})"
+                                    for name, v in per.items()) + f"; SRGAN not below SR on {reversed_share[k]:.0%}")
+assert all(spread[1][name] > 3 * spread[16][name] for name in crop_outputs), "one image: >3x the spread of 16"
+assert reversed_share[1] >= 0.1 and reversed_share[16] == 0.0, "one image can reverse the order; 16 do not"
+assert by_size[1]["srgan"].mean() - by_size[16]["srgan"].mean() > 2 * abs(by_size[1]["sr"].mean() - by_size[16]["sr"].mean())
+
+# %% [markdown]
+# **Reading it.** With one image the value depends more on *which* image was drawn than on the method:
+# the central 90% of single-image scores is more than three times as wide as with 16 images, and on at
+# least one draw in ten SRGAN is not below SR, the order that every subset of 16 shows. The mean moves
+# too: SRGAN's mean SWD falls with $k$ more than twice as much as SR's, so a small sample does not even
+# shift both methods alike. Our two faces sit at the left of this figure. That is why the table's
+# intervals matter, and why "supported" on two faces says little about faces in general.
+#
+# **FID has the same problem, worse.** Its Gaussian fit needs a covariance of the features: with fewer
+# samples than feature dimensions it is singular, and the distance is biased *upwards* at small $N$.
+# Below, the Fréchet distance between two disjoint random halves of the *same* set of 192-number patches
+# (true distance 0), for $N$ samples in each half:
+
+# %%
+patch_features = torch.nn.functional.unfold(crops.double(), 8, stride=8).transpose(1, 2).reshape(-1, 192).numpy()
+null_fid = frechet_between_halves(patch_features, sizes=(8, 64, 192, 512, 2048))
+for n, value in null_fid.items():
+    print(f"N = {n:4} per half: Frechet distance {value:.3f} (covariance rank {min(n - 1, 192)} of 192)")
+values = list(null_fid.values())
+assert all(a > b for a, b in zip(values, values[1:])) and null_fid[8] > 20 * null_fid[2048], "biased upwards at small N"
+assert np.linalg.matrix_rank(np.cov(patch_features[:8], rowvar=False)) == 7 < 192, "8 samples: a singular covariance"
+assert len(fid_patches(list(faces.values()))) == 98 < 2048, "our report's FID: 98 patches for 2,048 features"
+
+# %% [markdown]
+# Two sets from one distribution are not 0 apart: the smaller the sets, the larger the distance, falling
+# with every size here and more than twenty times larger at 8 samples than at 2,048; with 8 samples of 192
+# dimensions the covariance has rank 7. The study scored thousands of CelebA faces with 2,048 Inception
+# features; our report would score our two faces' 98 patches (49 each), far fewer than 2,048. So an FID we
+# computed would sit on a different bias than the study's 3.858 to 6.026: its values cannot be set beside
+# the study's, and even its order is only as safe as the left end of the figure above.
 #
 # ## Perception vs. distortion
 # Each method is a point; the flow is a curve parametrised by the temperature.
@@ -255,9 +327,11 @@ for name in ("SR (no GAN)", "SRGAN"):
 # %% [markdown]
 # ### Exercise 5.2: the Fréchet distance
 # FID fits a Gaussian to the Inception features of each image set and measures the Fréchet (Wasserstein-2)
-# distance between the two Gaussians: $\lVert\mu_1 - \mu_2\rVert^2 + \operatorname{tr}\big(\Sigma_1 + \Sigma_2
-# - 2(\Sigma_1\Sigma_2)^{1/2}\big)$ (Heusel et al. 2017). Write it for numpy arrays
-# (`scipy.linalg.sqrtm` gives the matrix square root; keep its real part).
+# distance between the two Gaussians (Heusel et al. 2017). In one dimension its square is
+# $(m_1 - m_2)^2 + (s_1 - s_2)^2 = (m_1 - m_2)^2 + s_1^2 + s_2^2 - 2\sqrt{s_1^2 s_2^2}$. Generalise that last
+# form to means $\mu_1, \mu_2$ and covariance matrices $\Sigma_1, \Sigma_2$: squares of differences become
+# squared norms, variances become covariances, a sum over dimensions becomes a trace and the square root
+# a *matrix* square root (`scipy.linalg.sqrtm`; keep its real part). Write it for numpy arrays.
 
 # %% nbgrader={"grade": false, "grade_id": "ex-5-2", "locked": false, "schema_version": 3, "solution": true}
 def frechet_distance(mu1, cov1, mu2, cov2):
@@ -271,6 +345,7 @@ def frechet_distance(mu1, cov1, mu2, cov2):
 print(check_frechet_distance(frechet_distance))
 
 # %% [markdown]
+# The formula: $\lVert\mu_1 - \mu_2\rVert^2 + \operatorname{tr}\big(\Sigma_1 + \Sigma_2 - 2(\Sigma_1\Sigma_2)^{1/2}\big)$.
 # Without the Inception weights we cannot compute FID here, but the formula works on any features. On
 # the 192-number patches above, yours must agree with the pytorch-fid formula that `sr_lib` calls.
 
@@ -316,8 +391,8 @@ print(f"T = 0.8 again: LR-PSNR {scrubber.last_stats['lr_psnr']:.2f} dB, diversit
 # %% [markdown]
 # ## Crop comparator
 # Pick an image, a crop position and a size: every method's crop of the same pixels, enlarged to about
-# 192 px with nearest-neighbour, with the PSNR of that crop alone. Small crops on hair or skin show the
-# difference between *plausible* detail (GAN, flow) and *average* detail (SR) best. Tick
+# 192 px with nearest-neighbour, with the PSNR of that crop alone. Small crops on hair or skin show
+# *what kind* of detail each method makes: *plausible* detail (GAN, flow) or *average* detail (SR). Tick
 # **LR-consistent** to see every output projected onto the images that explain the LR input exactly
 # (notebook 06): what still differs is what each method invented.
 
@@ -337,13 +412,26 @@ projected_panel = comparator.last_panel
 assert torch.equal(projected_panel["original"][0], panel["original"][0])
 assert not torch.equal(projected_panel["SRGAN"][0], panel["SRGAN"][0])
 comparator.consistent.value = False
+crop_psnr = {name: value for name, (_, value) in panel.items() if name != "original"}
+assert crop_psnr["bicubic"] > crop_psnr["SR (no GAN)"] > crop_psnr["SRGAN"], "this crop reverses the table's order"
+assert sr_over_bicubic["interval"][0] > 0, "over both whole faces SR beats bicubic"
+
+# %% [markdown]
+# On this default crop (32 px of the astronaut's face) bicubic, last in the table, has the highest PSNR,
+# above SR, and SRGAN is below SR, although over both whole faces SR beats bicubic
+# (a supported gap). A crop of 1,024 pixels is one tiny sample, and on a smooth patch bicubic's blur costs
+# little while any invented detail in the wrong place costs PSNR. A crop shows *what* each method makes,
+# not which is closer to the original: rank methods on whole image sets, with intervals.
 
 # %% [markdown]
 # ## Your own photo
 # Click **your photo** and upload any picture (PNG, JPEG, TIFF, 8 or 16 bit, grayscale or colour): it is
-# the *low-resolution input*, nothing is downsampled first, and every method makes it 4x larger. Its
-# central 96x96 pixels are used, so the notebook stays quick; for a whole photo of any size, run
-# `python -m sr_lib upscale photo.jpg --out results/` (it works tile by tile, so memory stays bounded).
+# the *low-resolution input*, nothing is downsampled first, and every method makes it 4x larger. Only its
+# central 96x96 pixels are used, so the notebook stays quick. Mind what that means for a phone photo: 96
+# of its thousands of pixels across are a tiny patch, already sharp at its own resolution, while the
+# models learnt to undo a 4x antialiased downsampling. For a fair test, make the photo 4x smaller yourself
+# first (any image editor, or `sr_lib.imaging.degrade`) and upload that; for a whole photo of any size,
+# run `python -m sr_lib upscale photo.jpg --out results/` (it works tile by tile, so memory stays bounded).
 # Until you upload, the astronaut's face, made 4x smaller, stands in.
 #
 # There is no ground truth for your photo, so PSNR, SSIM and SWD cannot be computed. What remains is

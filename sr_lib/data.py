@@ -87,6 +87,14 @@ def bundled_heldout() -> dict[str, torch.Tensor]:
     return faces
 
 
+def heldout_crops(count: int, side: int = 96, seed: int = 0) -> torch.Tensor:
+    """`count` seeded random side x side HR crops (count, 3, side, side) of the held-out photographs, whole
+    photos rather than only the face crops, taken from each in turn: more images to score than two."""
+    photos = [to_tensor(BUNDLED[name][0]()) for name in HELDOUT_FACES]
+    gen = torch.Generator().manual_seed(seed)
+    return torch.stack([random_crop(photos[i % len(photos)], side, gen) for i in range(count)])
+
+
 def open_photo(source) -> Image.Image:
     """The image at a path or in a file-like object; ValueError if it is not an image, not a regular file
     (a FIFO or a device would block or never end) or too large (only the header is read: cheap enough to

@@ -475,6 +475,32 @@ def check_sliced_wasserstein(swd: Callable) -> str:
     return "correct: project, sort, average |differences|, average over directions"
 
 
+def _choice(answer, options: str) -> str:
+    """The answer as one lower-case letter among `options`, or a sentence asking for one."""
+    letter = answer.strip().lower() if isinstance(answer, str) else None
+    if letter is None or len(letter) != 1 or letter not in options:
+        raise NotYet(f"answer with one letter, one of {', '.join(repr(o) for o in options)} (you gave {answer!r})")
+    return letter
+
+
+def check_swd_prefers_noise(answer) -> str:
+    """Exercise 5.3: why the flow at T = 1 has a lower SWD than SRGAN although its samples are speckled;
+    the answer is the letter of one of four explanations, each wrong one answered with why not."""
+    wrong = {
+        "a": "not that: SWD never compares an output with its own original (PSNR does, and the flow's PSNR "
+             "falls as T rises); look at what SWD compares",
+        "c": "not chance: the paired bootstrap interval of the gap to SRGAN excludes 0, and 512 directions "
+             "average the projections' randomness out; look at what SWD compares, not at its noise",
+        "d": "if sharper always scored lower, T = 1.2, grainier still, would beat T = 1; its SWD rises again. "
+             "SWD rewards the originals' *amount* of fine detail, not the most",
+    }
+    letter = _choice(answer, "abcd")
+    if letter in wrong:
+        raise NotYet(wrong[letter])
+    return ("correct: SWD compares the distribution of local patches, and grain at the originals' energy "
+            "matches it wherever the grain sits")
+
+
 # ---------------------------------------------------------------- 06: the toy posterior
 def check_posterior_mean(estimate: Callable) -> str:
     """estimate(y) -> the L2-optimal n_hat for the toy problem, from toy.W_UP and toy.mode(y)."""
@@ -517,8 +543,39 @@ def check_toy_projection(project: Callable) -> str:
         ("the sign: add y - mean(x_hat), so that the new mean is y", x_hat - gap),
         ("take the mean of each pair, x_hat.mean(dim=1, keepdim=True), not of the whole batch",
          x_hat + (y - x_hat.mean())),
-        ("that adds D^T (y - D x_hat), half the gap per pixel: D^+ = D^T (D D^T)^-1 = (1, 1)^T here, so add the "
+        ("that adds A^T (y - A x_hat), half the gap per pixel: A^+ = A^T (A A^T)^-1 = (1, 1)^T here, so add the "
          "whole gap y - mean(x_hat) to both pixels", x_hat + gap / 2),
     ], "6 pairs and their LR values", hint="the pair's mean must become y: shift both pixels by the same amount "
                                            "(x_hat.mean(dim=1, keepdim=True) keeps the shapes aligned)")
     return "correct: x_hat + (y - mean(x_hat)) on both pixels, the least change that makes it consistent"
+
+
+def check_symmetric_median(prediction) -> str:
+    """Exercise 6.3: the prediction (a number) of where the L1 regressor's output lies at y = 0 once the
+    prior is symmetric (toy.W_UP = 0.5): the median of p(n | y = 0)."""
+    from . import toy
+    try:
+        value = float(prediction)
+    except (TypeError, ValueError):
+        raise NotYet(f"give one number, the n you predict (you gave {prediction!r})") from None
+    y = torch.zeros(1, 1, dtype=torch.float64)
+    w_up = toy.W_UP
+    try:
+        toy.W_UP = 0.5
+        correct = toy.posterior_median(y).item()
+        toy.W_UP = 0.7
+        median_now = toy.posterior_median(y).item()
+    finally:
+        toy.W_UP = w_up
+    ridge = toy.mode(y).item()
+    if abs(value - correct) < 0.05:
+        return ("correct: with equal weights half the probability lies below n = 0, so the median sits between "
+                "the ridges, where no image is, like the mean")
+    if abs(value - median_now) < 0.05:
+        raise NotYet(f"{value:g} is the median of the prior as it is now (W_UP = 0.7), on the heavier ridge's "
+                     "flank; with W_UP = 0.5 the ridges weigh the same: where is half the probability below?")
+    if abs(abs(value) - ridge) < toy.SIGMA:
+        raise NotYet(f"{value:g} is on a ridge (they sit at +-{ridge:g}): with equal weights neither ridge holds "
+                     "more than half the probability, so the point with half of it below lies elsewhere")
+    raise NotYet(f"not yet: {value:g} is not where half the probability of p(n | y = 0) lies below, once the two "
+                 "ridges weigh the same")

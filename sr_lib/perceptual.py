@@ -281,3 +281,37 @@ def chroma_hf_ratio(output: torch.Tensor, target: torch.Tensor) -> float:
     values' HF ratio may look natural. Faces carry little fine colour detail, so it is a sensitive test."""
     return (high_frequency_energy(output.clamp(0, 1).double(), planes=chroma)
             / high_frequency_energy(target.double(), planes=chroma)).mean().item()
+
+
+# ---------------------------------------------------------------- how many images a distance needs
+def swd_by_sample_size(outputs: dict[str, torch.Tensor], originals: torch.Tensor, sizes: tuple[int, ...],
+                       subsets: int = 16, keep: int = 256, projections: int = 128,
+                       seed: int = 0) -> dict[int, dict[str, np.ndarray]]:
+    """The multi-scale SWD (see `swd`) of small image sets, and how much it depends on which images were
+    drawn: for every size k in `sizes`, `subsets` seeded random choices of k of the images (without
+    replacement, the same choices for every method), each method's outputs of those k images against the
+    originals of the same k, from `keep` seeded descriptors per image and pyramid level (see
+    `pyramid_descriptors`). outputs: {method: (N, 3, H, W)}, originals (N, 3, H, W), all in [0, 1].
+    Returns {k: {method: SWD x 1e3 per subset, shape (subsets,)}}."""
+    per_image = {name: [pyramid_descriptors(x[None], keep, seed) for x in images]
+                 for name, images in {"originals": originals, **outputs}.items()}
+    gen = torch.Generator().manual_seed(seed)
+
+    def levels(name, chosen):
+        return [torch.cat(level) for level in zip(*(per_image[name][i] for i in chosen))]
+
+    values = {}
+    for k in sizes:
+        draws = [torch.randperm(len(originals), generator=gen)[:k].tolist() for _ in range(subsets)]
+        values[k] = {name: np.array([swd_from_descriptors(levels(name, chosen), levels("originals", chosen),
+                                                          projections, seed)["swd"] for chosen in draws])
+                     for name in outputs}
+    return values
+
+
+def frechet_between_halves(features: np.ndarray, sizes: tuple[int, ...], seed: int = 0) -> dict[int, float]:
+    """The Frechet distance between two disjoint random sets of n feature vectors drawn from the same
+    `features` (M, dims), for every n in `sizes` (2n <= M): the true distance is 0, so what remains is the
+    estimator's small-sample bias."""
+    order = np.random.default_rng(seed).permutation(len(features))
+    return {n: frechet_distance(features[order[:n]], features[order[n:2 * n]]) for n in sizes}

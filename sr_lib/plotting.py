@@ -148,6 +148,7 @@ def perception_distortion_figure(result: dict):
         measures.append(("lpips", "LPIPS (lower = closer to the original, perceptually)"))
     fig, axes = plt.subplots(1, len(measures), figsize=(6.4 * len(measures), 4.6), squeeze=False)
     for ax, (key, ylabel) in zip(axes[0], measures):
+        curves, markers = [], []
         for i, (name, method) in enumerate(METHODS.items()):
             rows = [r for r in result["rows"] if r["method"] == name and key in r]
             if not rows:
@@ -162,12 +163,13 @@ def perception_distortion_figure(result: dict):
                                   [r["intervals"][key][1] - r[key] for r in bars]])
             if method.stochastic:
                 ax.plot([r["psnr"] for r in rows], [r[key] for r in rows], "o-", color=f"C{i}",
-                        label=f"{method.label}, T = {rows[0]['temperature']:g} ... {rows[-1]['temperature']:g}")
-                for j, r in enumerate(rows):  # alternate sides: neighbouring temperatures can nearly coincide
-                    ax.annotate(f"T={r['temperature']:g}", (r["psnr"], r[key]), textcoords="offset points",
-                                xytext=(6, 4) if j % 2 else (-34, -10), fontsize=8)
+                        label=f"{method.label}, T = {rows[0]['temperature']:g} ... {rows[-1]['temperature']:g}"
+                              " (unlabelled dots: the T between)")
+                curves.append(rows)
             else:
                 ax.plot(rows[0]["psnr"], rows[0][key], "s", ms=9, color=f"C{i}", label=method.label)
+                markers.append((rows[0]["psnr"], rows[0][key]))
+        _label_temperatures(ax, curves, markers, key)
         ax.set_xlabel("PSNR (dB)  → less distortion")
         ax.set_ylabel(ylabel)
         ax.set_title(f"perception-distortion: {key.upper()}" + (f" (bars: 95% bootstrap intervals over "
@@ -176,6 +178,29 @@ def perception_distortion_figure(result: dict):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+LABEL_CLEARANCE = 0.07  # fraction of the axes: a temperature label's point must be this far from the others
+
+
+def _label_temperatures(ax, curves: list[list[dict]], markers: list[tuple[float, float]], key: str) -> None:
+    """Label a curve's points with their temperature, lowest first, skipping a point that lies within
+    LABEL_CLEARANCE (in axes fractions) of a point already labelled or of another method's marker, so that
+    no two labels and no label and marker collide; the label sits above right of its point, or below left
+    where that point is in the upper right of the axes."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+
+    def place(x, y):
+        return np.array([(x - x0) / (x1 - x0), (y - y0) / (y1 - y0)])
+
+    taken = [place(*m) for m in markers]
+    for rows in curves:
+        for r in rows:
+            at = place(r["psnr"], r[key])
+            if all(np.linalg.norm(at - other) > LABEL_CLEARANCE for other in taken):
+                ax.annotate(f"T={r['temperature']:g}", (r["psnr"], r[key]), textcoords="offset points",
+                            xytext=(-40, -12) if at.min() > 0.75 else (6, 4), fontsize=8)
+                taken.append(at)
 
 
 def diversity_figure(maps: dict, hr: torch.Tensor, box: tuple[int, int, int], crop_zoom: int = 4,
@@ -209,3 +234,27 @@ def comparison_figure(names: list[str], pairs, outputs, boxes: dict | None = Non
                 row[label(method, t)] = per_image[index][0, 0]
         rows[name] = row
     return image_rows(rows, boxes=boxes)
+
+
+def sample_size_figure(values: dict[int, dict[str, np.ndarray]]):
+    """`perceptual.swd_by_sample_size` against the number of images: per method (in the colour
+    `perception_distortion_figure` gives it) the mean over the random subsets and the band of their
+    central 90%, on a log2 axis of k."""
+    from .methods import METHODS
+    sizes = sorted(values)
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name in values[sizes[0]]:
+        color, per_k = f"C{list(METHODS).index(name)}", [values[k][name] for k in sizes]
+        low, high = zip(*(np.percentile(v, [5, 95]) for v in per_k))
+        ax.fill_between(sizes, low, high, color=color, alpha=0.2)
+        ax.plot(sizes, [v.mean() for v in per_k], "o-", color=color,
+                label=f"{METHODS[name].label}: mean; band: central 90% of {len(per_k[0])} subsets")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(k) for k in sizes])
+    ax.set_xlabel("images k in the set scored (random 96 px crops of the held-out photos)")
+    ax.set_ylabel("SWD x 1e3 against the same k originals")
+    ax.set_title("a distribution distance from k images: value and spread", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -127,7 +127,7 @@ CASES = {
         [(lambda x, y: y.expand(-1, 2), "throws away the null-space part"),
          (lambda x, y: x - (y - x.mean(1, keepdim=True)), "the sign"),
          (lambda x, y: x + (y - x.mean()), "of each pair"),
-         (lambda x, y: x + 0.5 * (y - x.mean(1, keepdim=True)), "D^+ = D^T (D D^T)^-1")]),
+         (lambda x, y: x + 0.5 * (y - x.mean(1, keepdim=True)), "A^+ = A^T (A A^T)^-1")]),
 }
 
 
@@ -167,6 +167,31 @@ def test_an_unrecognised_wrong_answer_gets_the_generic_sentence():
             checker(lambda *args: None)
     with pytest.raises(ex.NotYet, match="tuple of 2"):
         ex.check_brute_force_logdet(lambda f, w: torch.linalg.slogdet(torch.autograd.functional.jacobian(f, w)))
+
+
+PREDICTIONS = {
+    # checker of a prediction or interpretation (a letter or a number): (answers it accepts, [(wrong answer,
+    # words its message must contain), ...])
+    ex.check_swd_prefers_noise: (
+        ["b", " B "],
+        [("a", "never compares an output with its own original"), ("c", "not chance"), ("d", "T = 1.2"),
+         ("e", "one letter"), ("b and d", "one letter"), (2, "one letter")]),
+    ex.check_symmetric_median: (
+        [0, 0.0, "0.02", -0.03],
+        [(0.5, "on a ridge"), (-0.5, "on a ridge"), (0.44, "W_UP = 0.7"), (0.25, "not yet"), ("zero", "one number")]),
+}
+
+
+@pytest.mark.parametrize("checker", PREDICTIONS, ids=lambda c: c.__name__)
+def test_a_prediction_checker_accepts_the_answer_and_says_why_each_wrong_one_is_wrong(checker):
+    right, mistakes = PREDICTIONS[checker]
+    for answer in right:
+        assert checker(answer).startswith("correct: ")
+    for wrong, words in mistakes:
+        with pytest.raises(ex.NotYet) as caught:
+            checker(wrong)
+        assert words in str(caught.value), f"{checker.__name__}({wrong!r}): {caught.value}"
+    assert toy.W_UP == 0.7  # the symmetric prior is tried and put back
 
 
 def test_any_soft_clamp_with_the_properties_passes_and_others_are_told_which_one_fails():
