@@ -274,7 +274,6 @@ def hf_energy_ratio(output: torch.Tensor, target: torch.Tensor) -> float:
     return (high_frequency_energy(output.clamp(0, 1).double()) / high_frequency_energy(target.double())).mean().item()
 
 
-
 def chroma_hf_ratio(output: torch.Tensor, target: torch.Tensor) -> float:
     """The HF-energy ratio of the colour-difference planes alone (Cb, Cr; mean over the batch): colour
     speckle, red and green dots where the original's colour is smooth, raises it above 1, while the grey
