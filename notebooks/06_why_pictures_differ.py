@@ -233,7 +233,11 @@ runs_gap = (runs[:, None] - runs[None, :]).abs().max().item()
 print(f"largest difference between two runs at the same y: {runs_gap:.2f}")
 assert all(row["mse"] > rows["L2 regressor"]["mse"] and row["plausible"] > rows["L2 regressor"]["plausible"]
            for row in gan_rows)
-assert runs_gap > 0.05 and min(row["w1"] for row in gan_rows) > 0.9 * rows["L1 regressor"]["w1"]
+assert runs_gap > 0.05
+closer = [seed for seed, row in enumerate(gan_rows) if row["w1"] < rows["L1 regressor"]["w1"]]
+print(f"runs with a lower W1 than the L1 regressor ({rows['L1 regressor']['w1']:.3f}): seeds {closer or 'none'}")
+assert all(gan_rows[seed]["plausible"] < 1.0 for seed in closer), "only runs that leave the ridges get closer"
+assert all(row["w1"] > 0.9 * rows["L1 regressor"]["w1"] for row in gan_rows if row["plausible"] == 1.0)
 plausible = [row["plausible"] for row in gan_rows]
 print(f"plausible outputs over {len(gans)} seeds: mean {sum(plausible) / len(plausible):.0%}, "
       f"lowest {min(plausible):.0%} (seed {plausible.index(min(plausible))}); {sum(p == 1.0 for p in plausible)} "
@@ -249,10 +253,13 @@ assert fast_mode() or plausible.index(min(plausible)) == 3
 # over the seeds fewer than 95% of the outputs are plausible, the share of real ones (the printed
 # fractions; in the full run the lowest is seed 3's). (Only a generator that switched ridges as $y$ changes, on 30% of the
 # $y$ range, could match the distribution of all outputs; these smooth networks hardly do.) Each run has
-# a higher MSE than the regressor it started from and more plausible outputs, and the three runs, on fresh
+# a higher MSE than the regressor it started from and more plausible outputs, and the runs, on fresh
 # samples of the same prior, end in different places (the printed gap): GAN training depends on its
-# random seed. In this toy the GAN gains nothing over the L1 regressor in W1 (no run is more than 10%
-# better). Why, then, does the study's SRGAN win on FID with *images*? Our **hypothesis**, which this toy
+# random seed. In W1 the runs that keep every output on a ridge are no more than 10% better than the L1
+# regressor; the runs that come closer to the real distribution (the printed seeds, if any) are all
+# runs that *leave* the ridges in places: switching between ridges as $y$ changes moves the set of all
+# outputs towards the 70/30 mixture, at the price of implausible outputs where the curve crosses over.
+# A distribution distance rewards that trade; a per-output plausibility check punishes it. Why, then, does the study's SRGAN win on FID with *images*? Our **hypothesis**, which this toy
 # cannot test: an image has thousands of local ambiguities, and a generator that picks *a* plausible
 # answer for each, differently in different places, produces sets of patches whose distribution looks
 # real, although each choice is one guess; a distribution distance over patches would then reward it,
