@@ -4,8 +4,10 @@ torch starts one thread per core it can see. On a shared machine (a JupyterHub c
 oversubscribes, and OpenMP's threads wait for each other at every layer: with another job busy on one of
 two cores, 30 SR training steps took 13.4 s with two threads and 8.3 s with one (README). We therefore
 respect, in this order: `OMP_NUM_THREADS` when set; else the CPUs the process is allowed on (its affinity
-mask) capped by its container's CPU quota (cgroup `cpu.max`), which torch itself does not read. The CLI's
-`--threads N` overrides both; `bench` measures one thread against the default in one run.
+mask) capped by its container's CPU quota (cgroup `cpu.max`), which torch itself does not read, less
+the share other processes keep busy (the load average). The CLI's `--threads N` overrides all of it,
+and the notebooks call `use_threads()` in their first cell; `bench` measures one thread against the
+default in one run.
 """
 import math
 import os
@@ -35,10 +37,24 @@ def available_cpus() -> int:
     return min(cpus, quota) if quota else cpus
 
 
+def busy_share() -> float:
+    """The share of the machine's CPUs other processes keep busy, from the 1-minute load average (0 where
+    the system does not report one). In a container the load is the host's, so it is taken as a share."""
+    try:
+        return min(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def default_threads() -> int:
-    """OMP_NUM_THREADS when it is a positive integer, else `available_cpus()`."""
+    """OMP_NUM_THREADS when it is a positive integer, else `available_cpus()` less the ones other
+    processes are keeping busy (`busy_share`), at least one: with another job on one of two cores, one
+    thread runs these small convolutions faster than two that wait for each other."""
     value = os.environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else available_cpus()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    cpus = available_cpus()
+    return max(1, cpus - round(cpus * busy_share()))
 
 
 def use_threads(threads: int | None = None) -> int:

@@ -15,6 +15,7 @@ def test_quota_file_formats(tmp_path):
 
 
 def test_default_respects_omp_num_threads_then_affinity_and_quota(monkeypatch, tmp_path):
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads.default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
@@ -37,3 +38,18 @@ def test_use_threads_sets_torch_and_refuses_zero():
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="--threads must be >= 1"):
         threads.use_threads(0)
+
+
+def test_the_default_leaves_the_cpus_other_jobs_keep_busy(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    for load, expected in [(0.0, 2), (0.3, 2), (1.0, 1), (1.8, 1), (7.0, 1)]:  # another job on one core: 1
+        monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, load, load))
+        assert threads.default_threads() == expected, load
+    monkeypatch.setattr(threads, "available_cpus", lambda: 4)  # a container of 4 on a host of 64, half busy
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (32.0, 32.0, 32.0))
+    assert threads.default_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.default_threads() == 2  # an explicit setting wins
