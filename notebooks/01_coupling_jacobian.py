@@ -32,8 +32,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** why a normalizing flow needs the log-determinant of its Jacobian, how an affine
 # coupling layer makes that determinant free, and how to check such a claim numerically.
 # **Prerequisites:** the chain rule and determinants (a triangular matrix's determinant is the product of
-# its diagonal); PyTorch tensors. **Time:** 30 minutes reading and exercises; the notebook ran in
-# 47 s (measured on a shared 2-core machine, one thread, in full mode, while other jobs ran: load average about 3).
+# its diagonal); PyTorch tensors. **Time:** 30 minutes reading and exercises; the notebook runs in
+# about 30 s (measured in full: this project's 2-core machine with another job on the other core, where the thread default is one).
 #
 # **Notation** (all notebooks): $x$ the high-resolution (HR) image, $y$ the low-resolution (LR) image,
 # $z$ the latent, $T$ the sampling temperature. Inside one layer, $u$ is its input and $v$ its output.

@@ -32,8 +32,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** how rounding error travels through a chain of invertible layers, why flows clamp
 # their scales, and how to test invertibility and log-determinants numerically. **Prerequisites:**
 # notebook 01; floating-point precision (float32 has about 7 significant digits, float64 about 16).
-# **Time:** 30 minutes; the notebook ran in 68 s
-# (measured on a shared 2-core machine, one thread, in full mode, while other jobs ran: load average about 3). Notation: $x$ HR image, $y$ LR image, $z$ latent.
+# **Time:** 30 minutes; the notebook runs in about 40 s
+# (measured in full: this project's 2-core machine with another job on the other core, where the thread default is one). Notation: $x$ HR image, $y$ LR image, $z$ latent.
 #
 # On paper every coupling layer is exactly invertible. In floating point, each layer adds rounding
 # error, and the inverse of layer $k$ multiplies the error it receives by $\exp(-s)$ and feeds it through

@@ -32,8 +32,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** what the pixel loss and the adversarial loss each make a generator produce, how to
 # tell whether a discriminator actually discriminates, and what GAN artefacts look like and measure as.
 # **Prerequisites:** convolutional networks, binary cross-entropy, notebook 01's notation ($x$ HR image,
-# $y$ LR image). **Time:** 40 minutes; 33 s to run with the shipped
-# checkpoints (measured on a shared 2-core machine, one thread, in full mode, while other jobs ran: load average about 3).
+# $y$ LR image). **Time:** 40 minutes; about 20 s to run with the shipped
+# checkpoints (measured in full: this project's 2-core machine with another job on the other core, where the thread default is one).
 #
 # SRGAN's generator $G$ maps a low-resolution image to a 4x larger one. Trained with a pixel loss alone
 # (the **SR, no GAN** baseline) it learns one compromise among all high-resolution images that fit the

@@ -31,8 +31,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 #
 # **You will learn** how a conditional flow is trained (one exact likelihood, no adversary), what bits
 # per dimension and dequantization mean, and what sampling temperature does to the pictures.
-# **Prerequisites:** notebooks 01 and 03; the Gaussian density. **Time:** 40 minutes; 10 s to run with
-# the shipped checkpoint.
+# **Prerequisites:** notebooks 01 and 03; the Gaussian density. **Time:** 40 minutes; about 25 s to run
+# with the shipped checkpoint (measured in full: this project's 2-core machine with another job on the other core, where the thread default is one).
 #
 # The flow $f_\theta(\cdot\,; y)$ maps an HR image $x$ to a latent $z$ of the same size, conditioned on
 # the LR image $y$. Training maximises the exact log-likelihood from notebook 01:

@@ -32,7 +32,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # **You will learn** how super-resolution methods are compared (distortion, perception, diversity,
 # cost), why no single number ranks them, and how the perception-distortion trade-off shows in pictures.
 # **Prerequisites:** notebooks 03 and 04 (what each method is); means and covariances. **Time:** 45
-# minutes; about 40 s to run. Notation: $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature.
+# minutes; about 100 s to run
+# (measured in full: this project's 2-core machine with another job on the other core, where the thread default is one). Notation: $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature.
 #
 # The study's result, measured on CelebA faces by networks trained on FFHQ:
 #

@@ -34,8 +34,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # one sharp guess, maximum likelihood a distribution to sample, with the temperature trading spread for
 # sharpness; and why "perception" and "distortion" cannot both be best (Blau and Michaeli 2018).
 # **Prerequisites:** notebooks 03 and 04; conditional probability. **Time:** 45 minutes; the notebook
-# trains everything it needs itself, in about 3 minutes with one thread (full run, measured
-# while another job used the second core; `CI=true` fast mode trains fewer GANs).
+# trains everything it needs itself, in about 80 s (measured in full: this project's 2-core machine with another job on the other core, where the thread default is one);
+# `CI=true` fast mode trains fewer GANs.
 #
 # **Notation:** $x$ HR image, $y$ LR image, $z$ latent, $T$ temperature; here also $n$ the null-space
 # part, $\mu(y)$ and $\sigma$ the ridges' position and width, $\Phi$ the standard normal distribution
