@@ -4,8 +4,9 @@ line saying what it needs, instead of being killed (or swapping) minutes later.
 The estimates come from what dominates the peak, measured with ``/usr/bin/time -f %M`` over configs,
 sizes and dtypes: on the CPU, float64 convolutions unfold their input (im2col), and the largest unfold
 is the base generator's final 9x9 conv at HR resolution, 81 x gen_channels values per HR pixel and
-image; float32 convolutions (oneDNN) do not unfold, and a few HR-size feature maps of gen_channels
-remain. A backward pass (the receptive-field probes) keeps about 1.4 times the forward's peak.
+image, plus the smaller unfolds and feature maps of the couplings (32 x the widest layer, which
+dominates for small networks); float32 convolutions (oneDNN) do not unfold, and a few HR-size feature
+maps remain. A backward pass (the receptive-field probes) keeps about 1.4 times the forward's peak.
 """
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def available_bytes() -> float:
 
 def flow_pass_bytes(cfg: Config, hr_side: int, batch: int, dtype: torch.dtype, backward: bool = False) -> float:
     """Estimated peak of one pass of `cfg`'s conditional flow on `batch` HR images of hr_side x hr_side."""
-    per_pixel = (81 if dtype == torch.float64 else 4) * cfg.gen_channels
+    width = max(cfg.gen_channels, cfg.flow_hidden)
+    per_pixel = (81 * cfg.gen_channels + 32 * width) if dtype == torch.float64 else 4 * width
     need = per_pixel * hr_side ** 2 * batch * torch.finfo(dtype).bits // 8
     return BASELINE_BYTES + need * (1.4 if backward else 1.0)
 
