@@ -264,9 +264,9 @@ print(f"the dense Jacobian of a 3x256x256 crop: {jacobian_gb:.0f} GB in float64"
 assert 250 < jacobian_gb < 350
 
 # %% [markdown]
-# Both curves climb more slowly than the reference lines at these small sizes: one backward pass through
-# this small coupling costs mostly fixed overhead, 16 of them run as one vectorised batch, and a
-# $3072 \times 3072$ `slogdet` takes a fraction of a second. So brute force's fitted slope (printed above)
+# Brute force climbs faster than $D$ but more slowly than $D^2$ and $D^3$ at these small sizes: one
+# backward pass through this small coupling costs mostly fixed overhead, and the dense `slogdet`'s
+# $D^3$ only starts to dominate at larger $D$. So brute force's fitted slope (printed above)
 # lies between $0.7$ and $3$ rather than at exactly 2 or 3, and the structured sum's stays below $0.8$,
 # close to flat: one forward pass, whatever $D$. What the cell checks, and what matters, is the gap: brute
 # force grows much faster than the structured sum, so the speed ratio is larger at the largest $D$ than at
@@ -289,5 +289,5 @@ assert 250 < jacobian_gb < 350
 #   the determinant is now that of a dense block, no longer a sum of $s$, and the inverse no longer
 #   follows from the output alone.
 #
-# **Next:** [02 · numerical invertibility](02_invertibility.ipynb), where 16 of these layers are chained
+# **Next:** [02 · numerical invertibility](02_invertibility.ipynb), where 16 + 4 of these layers are chained
 # and we check how exact "invertible" really is in floating point.

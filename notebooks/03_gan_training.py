@@ -127,7 +127,7 @@ print(f"SR trained {sr_payload['step']} steps, SRGAN {srgan_payload['step']} ste
 # ## Loss curves
 # ### Exercise 3.1: predict a curve before you see it
 # Adversarial training starts from the SR generator, which was trained to minimise the L1 loss. SRGAN's
-# content loss is that L1 plus two small terms (introduced below), and the generator now minimises it
+# content loss is that L1 plus two terms (introduced below), and the generator now minimises it
 # *plus* $\lambda$ times the adversarial term. Over the 3,000 adversarial steps, what does the content
 # loss do? One letter, as a string:
 #
@@ -300,7 +300,8 @@ print(f"SR beats bicubic by {gain:.2f} dB on the two faces; fine-detail energy r
 assert gain > 1 and sharpness["SRGAN"] > sharpness["SR"] and psnr(gan_out[0], hr) < psnr(sr_out[0], hr)
 
 # %% [markdown]
-# SR is a decibel or more closer to the original pixels than bicubic, and smooth; SRGAN restores more
+# SR is about a decibel closer to the original pixels than bicubic (0.8 and 1.3 dB on the two faces; see the
+# titles), and smooth; SRGAN restores more
 # fine-detail energy (the ratio is 1 for as much as the original has), at the price of some PSNR.
 
 # %% [markdown]
@@ -362,7 +363,7 @@ assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free per
 # (lower = local statistics closer to the originals'), and it scores the version *with* the dots as the
 # more natural one: it compares the statistics of 7x7 neighbourhoods, dots are texture of a kind, and it
 # has no notion of "the same pattern in every block". No single number catches every artefact,
-# which is why you look at the crops as well as the table.
+# which is why you need the numbers as well as the crops: here the lattice measure caught what the crop hides.
 #
 # Two more guards are built in. Each pixel shuffle of the generator is followed by a 2x2 average
 # (`ZeroOrderHold` in `sr_lib/models.py`), so that a flat input gives a flat output whatever the four

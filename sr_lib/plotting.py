@@ -206,19 +206,21 @@ def _label_temperatures(ax, curves: list[list[dict]], markers: list[tuple[float,
 def diversity_figure(maps: dict, hr: torch.Tensor, box: tuple[int, int, int], crop_zoom: int = 4,
                      shown: int = 3):
     """`evaluate.diversity_maps` of one image as rows of crops at an integer zoom: the original and its
-    open detail, then per T `shown` samples and the spread of all of them, on one colour scale for every T."""
+    open detail, then per T `shown` samples and the spread of all of them, on one colour scale for every T
+    (black 0, the brightest colour the value in the title; r: the correlation over the whole image)."""
     spread_max = max(m.quantile(0.99).item() for m in maps["spread"].values())
 
     def panel(image, text, **kwargs):
         array = to_numpy(crop(image, *box)) if image.dim() == 3 else crop(image, *box).numpy()
         return zoom(array, crop_zoom), text, kwargs
 
-    grid = [[panel(hr, "original"), panel(maps["open"], "|null-space part| (open)", cmap="magma", vmin=0,
-                                          vmax=maps["open"].quantile(0.99).item())]]
+    open_max = maps["open"].quantile(0.99).item()
+    grid = [[panel(hr, "original"), panel(maps["open"], f"|null-space part|, 0 to {open_max:.2f}", cmap="magma",
+                                          vmin=0, vmax=open_max)]]
     for t, samples in maps["samples"].items():
         grid.append([panel(samples[c, 0], f"T = {t:g}, sample {c + 1}") for c in range(shown)]
-                    + [panel(maps["spread"][t], f"spread of {len(samples)}, r = {maps['correlation'][t]:.2f} (image)",
-                             cmap="magma", vmin=0, vmax=spread_max)])
+                    + [panel(maps["spread"][t], f"spread of {len(samples)}, 0 to {spread_max:.2f}; "
+                             f"r = {maps['correlation'][t]:.2f}", cmap="magma", vmin=0, vmax=spread_max)])
     return pixel_grid(grid)[0]
 
 
