@@ -37,13 +37,30 @@ def available_cpus() -> int:
     return min(cpus, quota) if quota else cpus
 
 
-def busy_share() -> float:
-    """The share of the machine's CPUs other processes keep busy, from the 1-minute load average (0 where
-    the system does not report one). In a container the load is the host's, so it is taken as a share."""
+def own_load() -> float:
+    """This process's own share of the 1-minute load average (Linux; 0 elsewhere): the CPUs it kept busy
+    on average since it started, as much of it as the average has seen, which is not another job's. A long test run or notebook kernel that
+    sets its threads again must not count itself as the neighbour it makes room for."""
     try:
-        return min(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        alive = uptime - int(fields[19]) / ticks
+        rate = (int(fields[11]) + int(fields[12])) / ticks / max(alive, 1.0)
+        return rate * (1 - math.exp(-alive / 60))  # the 1-minute average has seen only `alive` seconds of it
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def busy_share() -> float:
+    """The share of the machine's CPUs other processes keep busy, from the 1-minute load average less this
+    process's own load (0 where the system does not report one). In a container the load is the host's,
+    so it is taken as a share."""
+    try:
+        others = max(0.0, os.getloadavg()[0] - own_load())
     except (AttributeError, OSError):
         return 0.0
+    return min(1.0, others / (os.cpu_count() or 1))
 
 
 def default_threads() -> int:

@@ -16,6 +16,7 @@ def test_quota_file_formats(tmp_path):
 
 def test_default_respects_omp_num_threads_then_affinity_and_quota(monkeypatch, tmp_path):
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # a quiet machine
+    monkeypatch.setattr(threads, "own_load", lambda: 0.0)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads.default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
@@ -42,6 +43,7 @@ def test_use_threads_sets_torch_and_refuses_zero():
 
 def test_the_default_leaves_the_cpus_other_jobs_keep_busy(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "own_load", lambda: 0.0)
     monkeypatch.setattr(threads, "available_cpus", lambda: 2)
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     for load, expected in [(0.0, 2), (0.3, 2), (1.0, 1), (1.8, 1), (7.0, 1)]:  # another job on one core: 1
@@ -53,3 +55,20 @@ def test_the_default_leaves_the_cpus_other_jobs_keep_busy(monkeypatch):
     assert threads.default_threads() == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert threads.default_threads() == 2  # an explicit setting wins
+
+
+def test_a_busy_process_does_not_count_its_own_load_as_another_job(monkeypatch):
+    """A test run that has kept one of two cores busy for a while sees a load of 1: its own."""
+    import time
+    end = time.process_time() + 0.5
+    while time.process_time() < end:  # this process keeps busy for a moment
+        pass
+    assert threads.own_load() > 0
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads, "own_load", lambda: 1.0)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert threads.default_threads() == 2  # the load is ours: both cores
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+    assert threads.default_threads() == 1  # ours and another job's
