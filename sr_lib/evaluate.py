@@ -279,7 +279,7 @@ def difference(result: dict, a: tuple[str, float | None], b: tuple[str, float | 
 
 
 def format_table(result: dict) -> str:
-    """Each measure with its 95% bootstrap interval over the images, [low, high]."""
+    """Each measure with its bootstrap interval over the images, [low, high]."""
     columns = (("psnr", 2), ("ssim", 3), ("psnr_y", 2), ("lr_psnr", 2), ("diversity", 4), ("swd", 1),
                ("hf_energy_ratio", 2), ("chroma_hf_ratio", 2))
     lines = [f"{'method':<12}{'T':>5}" + "".join(f"{c:>24}" for c, _ in columns)]
@@ -288,6 +288,7 @@ def format_table(result: dict) -> str:
         cells = [f"{row[c]:.{d}f} [{row['intervals'][c][0]:.{d}f}, {row['intervals'][c][1]:.{d}f}]" for c, d in columns]
         lines.append(f"{row['method']:<12}{t:>5}" + "".join(f"{cell:>24}" for cell in cells))
     n = len(result["images"])
-    lines.append(f"[low, high]: 95% bootstrap interval over the {n} images ({result['bootstrap']['resamples']} "
-                 "resamples, seed 0; SWD: the drawn images' patches)")
+    boot = result["bootstrap"]
+    lines.append(f"[low, high]: {boot['level']:.0%} bootstrap interval over the {n} images ({boot['resamples']} "
+                 f"resamples, seed {boot['seed']}; SWD: the drawn images' patches)")
     return "\n".join(lines)
