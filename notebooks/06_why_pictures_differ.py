@@ -116,11 +116,16 @@ gans = [toy.train_gan(l2, seed=seed) for seed in range(3 if fast_mode() else 8)]
 flow = toy.train_flow()
 temperatures = (0.0, 0.5, 0.75, 1.0)
 with torch.no_grad():
-    outputs = {"L2 regressor": l2(test_y), "L1 regressor": l1(test_y), "GAN": gans[0](test_y)}
+    # the run shown here: the first seed whose every test output lies on a ridge (which seed that is
+    # depends on float rounding, so on the machine: GAN training is chaotic)
+    on_ridge = [toy.measure(gan(test_y), test_y, test_n)["plausible"] == 1.0 for gan in gans]
+    shown = on_ridge.index(True) if any(on_ridge) else 0
+    print(f"the GAN shown: seed {shown}")
+    outputs = {"L2 regressor": l2(test_y), "L1 regressor": l1(test_y), "GAN": gans[shown](test_y)}
     for t in temperatures:
         outputs[f"flow T={t:g}"] = flow.sample(test_y, t, torch.Generator().manual_seed(1))
     outputs["exact posterior sample"] = toy.posterior_sample(test_y, torch.Generator().manual_seed(9))
-    curves = {"L2 regressor": l2(grid_y), "L1 regressor": l1(grid_y), "GAN": gans[0](grid_y)}
+    curves = {"L2 regressor": l2(grid_y), "L1 regressor": l1(grid_y), "GAN": gans[shown](grid_y)}
     at_zero = torch.zeros(4000, 1)
     flow_at_zero = {t: flow.sample(at_zero, t, torch.Generator().manual_seed(2)) for t in (0.0, 0.5, 1.0)}
 
@@ -159,8 +164,8 @@ with torch.no_grad():
 # image lies** (except for $y < -0.55$, where the ridges are so close to zero that the mean touches the
 # upper one's edge): the blur of the pixel loss, in one number. The L1 regressor follows the median, which
 # in one dimension sits on the heavier ridge's flank (in an image, the median of each pixel separately
-# need not be a plausible image either). The GAN's generator can give only one $n$ per $y$: this run (seed
-# 0) picks a ridge, a sharp, plausible guess for every one of the 1,000 test values, and drops the other
+# need not be a plausible image either). The GAN's generator can give only one $n$ per $y$: the run shown
+# (the printed seed) picks a ridge, a sharp, plausible guess for every one of the 1,000 test values, and drops the other
 # ridge. Not every run does: see "The GAN, several times" below. The flow's samples cover both ridges, within 3
 # points of the true 30% on the lower one at $T = 1$; at $T = 0.5$ fewer reach it: lower temperatures pull
 # the samples towards the point $z = 0$ maps to, the model's median (an increasing map sends the median of
@@ -241,16 +246,15 @@ plausible = [row["plausible"] for row in gan_rows]
 print(f"plausible outputs over {len(gans)} seeds: mean {sum(plausible) / len(plausible):.0%}, "
       f"lowest {min(plausible):.0%} (seed {plausible.index(min(plausible))}); {sum(p == 1.0 for p in plausible)} "
       f"of {len(gans)} runs keep every output on a ridge")
-assert 1.0 in plausible and plausible[2] < 0.8 and sum(plausible) / len(plausible) < 0.95
-assert fast_mode() or plausible.index(min(plausible)) == 3
+assert 1.0 in plausible and min(plausible) < 0.8 and sum(plausible) / len(plausible) < 0.95
 
 # %% [markdown]
 # A generator without a noise input gives one $n$ per $y$, so at every single $y$ it drops at least one
-# ridge, whatever the critic says. Some runs keep every guess on a ridge, but not all: seed 2 leaves the
-# ridges for more than a fifth of the $y$ values, where its curve runs above the upper ridge (around
-# $y = 0.2$) or falls below it (towards $y = 1$), and on average
-# over the seeds fewer than 95% of the outputs are plausible, the share of real ones (the printed
-# fractions; in the full run the lowest is seed 3's). (Only a generator that switched ridges as $y$ changes, on 30% of the
+# ridge, whatever the critic says. Some runs keep every guess on a ridge, but not all: the lowest printed
+# run leaves the ridges for more than a fifth of the $y$ values, where its curve crosses between the
+# ridges or runs beyond them, and on average over the seeds fewer than 95% of the outputs are plausible,
+# the share of real ones (the printed fractions). Which seed does what changes from one machine to the
+# next: GAN training amplifies the last bit of float rounding. (Only a generator that switched ridges as $y$ changes, on 30% of the
 # $y$ range, could match the distribution of all outputs; these smooth networks hardly do.) Each run has
 # a higher MSE than the regressor it started from and more plausible outputs, and the runs, on fresh
 # samples of the same prior, end in different places (the printed gap): GAN training depends on its

@@ -70,9 +70,14 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
         raise ValueError(f"{option} {path}: cannot write to {existing} (permission denied)")
     created = [p for p in [path, *path.parents] if not p.exists()]
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
+        for attempt in range(3):
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                with tempfile.TemporaryFile(dir=path):
+                    break
+            except FileNotFoundError:  # another process (a torchrun rank) checking the same path removed it
+                if attempt == 2:
+                    raise
     except OSError as error:
         raise ValueError(f"{option} {path}: cannot create or write a file there ({error.strerror or error})") from error
     finally:
