@@ -20,7 +20,7 @@ of the two images' values: two images cannot say more, and the interval says so.
 """
 import torch
 
-from .perceptual import SWDReference
+from .perceptual import SWDReference, sorted_projections
 
 RESAMPLES = 200
 LEVEL = 0.95
@@ -50,21 +50,21 @@ def interval(replicates: torch.Tensor, level: float = LEVEL) -> list[float]:
 
 
 class _SortedLevel:
-    """One set's projections at one pyramid level, sorted once per direction, and every replicate's
-    descriptor weights (B, M)."""
+    """One set's projections at one pyramid level, sorted once per direction, with the image each sorted
+    descriptor came from; a replicate's weights are its image counts (B, n)."""
 
-    def __init__(self, descriptors: torch.Tensor, weights: torch.Tensor, mean, std, directions):
-        values, order = (SWDReference._normalised(descriptors, mean, std) @ directions.T).sort(0)
-        self.values, self.order, self.weights = values.T.contiguous(), order.T, weights  # (P, M), (P, M), (B, M)
+    def __init__(self, descriptors: torch.Tensor, image_of: torch.Tensor, counts: torch.Tensor, mean, std,
+                 directions):
+        self.values, order = sorted_projections(SWDReference.normalised(descriptors, mean, std), directions, True)
+        self.image_of = image_of[order]  # (P, M), like the values
+        self.counts = counts.float()  # whole counts: exact in float32, and half the memory traffic
 
     def quantiles(self, replicates: slice, levels: torch.Tensor) -> torch.Tensor:
         """(b, P, len(levels)) the weighted quantile functions of replicates[replicates]."""
-        w = self.weights[replicates][:, self.order]  # (b, P, M) in each direction's sorted order
-        cdf = w.cumsum(2)
-        cdf = cdf / cdf[..., -1:]
-        position = torch.searchsorted(cdf, levels.expand(*cdf.shape[:2], -1).contiguous(), right=True)
-        position = position.clamp_(max=self.values.shape[1] - 1)
-        return self.values.expand(len(w), -1, -1).gather(2, position)
+        cdf = self.counts[replicates][:, self.image_of].cumsum(2)  # (b, P, M), in each direction's order
+        targets = levels.float() * cdf[..., -1:]  # the unnormalised cdf's levels
+        position = torch.searchsorted(cdf, targets, right=True).clamp_(max=self.values.shape[1] - 1)
+        return self.values.expand(len(cdf), -1, -1).gather(2, position)
 
 
 def swd_replicates(outputs: list[list[list[torch.Tensor]]], originals: list[list[torch.Tensor]],
@@ -80,8 +80,8 @@ def swd_replicates(outputs: list[list[list[torch.Tensor]]], originals: list[list
     for level, (mean, std, directions, _) in enumerate(reference.levels):
         def sorted_set(per_image):
             parts = [image[level] for image in per_image]
-            weights = distinct.repeat_interleave(torch.tensor([len(p) for p in parts]), dim=1)
-            return _SortedLevel(torch.cat(parts), weights, mean, std, directions[:PROJECTIONS])
+            image_of = torch.arange(len(parts)).repeat_interleave(torch.tensor([len(p) for p in parts]))
+            return _SortedLevel(torch.cat(parts), image_of, distinct, mean, std, directions[:PROJECTIONS])
         ref = sorted_set(originals)
         rows = [sorted_set(per_image) for per_image in outputs]
         for start in range(0, len(distinct), CHUNK):

@@ -173,13 +173,22 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: torch.Tenso
 
     In 1-D, W1 is the mean gap between the two quantile functions; they are compared at max(N, M) evenly
     spaced levels, which is exact when one set size divides the other (e.g. 4 samples per reference)."""
-    return _w1_of_sorted(*((x @ directions.T).sort(0).values for x in (a, b)))
+    return _w1_of_sorted(*(sorted_projections(x, directions) for x in (a, b)))
+
+
+def sorted_projections(x: torch.Tensor, directions: torch.Tensor, indices: bool = False):
+    """(K, N) the points x (N, D) projected on each direction and sorted, one direction per row (sorting
+    along the contiguous dimension takes half the time of sorting the (N, K) product's columns); with
+    `indices`, (values, the points' order)."""
+    order = (x @ directions.T).T.contiguous().sort(1)
+    return order if indices else order.values
 
 
 def _w1_of_sorted(pa: torch.Tensor, pb: torch.Tensor) -> float:
-    """`sliced_wasserstein` from the two sets' projections, each sorted along dim 0."""
-    levels = (torch.arange(max(len(pa), len(pb)), dtype=torch.float64) + 0.5) / max(len(pa), len(pb))
-    qa, qb = (p[(levels * len(p)).long()] for p in (pa, pb))
+    """`sliced_wasserstein` from the two sets' `sorted_projections`."""
+    size = max(pa.shape[1], pb.shape[1])
+    levels = (torch.arange(size, dtype=torch.float64) + 0.5) / size
+    qa, qb = (p[:, (levels * p.shape[1]).long()] for p in (pa, pb))
     return (qa - qb).abs().mean().item()
 
 
@@ -212,15 +221,15 @@ class SWDReference:
             mean, std = channels.mean(dim=(0, 1)), channels.std(dim=(0, 1)).clamp_min(1e-8)
             directions = torch.randn(projections, ref.shape[1], generator=gen, dtype=torch.float64)
             directions = directions / directions.norm(dim=1, keepdim=True)
-            self.levels.append((mean, std, directions, (self._normalised(ref, mean, std) @ directions.T).sort(0).values))
+            self.levels.append((mean, std, directions, sorted_projections(self.normalised(ref, mean, std), directions)))
 
     @staticmethod
-    def _normalised(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    def normalised(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         return ((x.view(len(x), -1, 3) - mean) / std).flatten(1)
 
     def distance(self, outputs: list[torch.Tensor]) -> dict:
         """{'swd': mean over levels, 'levels': per level} of the outputs' `pyramid_descriptors`."""
-        per_level = [1e3 * _w1_of_sorted((self._normalised(out, mean, std) @ directions.T).sort(0).values, ref)
+        per_level = [1e3 * _w1_of_sorted(sorted_projections(self.normalised(out, mean, std), directions), ref)
                      for out, (mean, std, directions, ref) in zip(outputs, self.levels)]
         return {"swd": sum(per_level) / len(per_level), "levels": per_level}
 
