@@ -13,6 +13,10 @@
   steps and the references are timed interleaved, round after round, and each reports its median and
   spread (max / min over rounds), so another job slowing the machine for a while slows all of them, not one;
 * inference seconds per output megapixel of every method at a 256 px output, relative to bicubic;
+* interactive use, over one generator forward on the same 64 px LR image (`interactive`): K = 4 flow
+  draws of one image with its base computed once (`Method.prepare`) and, beside them, K draws each
+  recomputing it (the path before); notebook 05's temperature scrubber, one slider move, until its new
+  sample is shown and until its diversity over 4 draws is;
 * on a GPU, the peak allocated memory of each;
 * on a CPU, the first method's training step with one thread against the default thread count
   (`threads.py`), the two interleaved over several rounds: on a machine whose other cores are busy one
@@ -258,7 +262,55 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
             "batch": batch, "crop": crop, "output_side": output_side,
             "logdet": logdet, "reference_conv": reference, "training": training, "thread_scaling": scaling,
             "compile_seconds": compile_seconds,
-            "inference": inference}
+            "inference": inference, "interactive": interactive(cfg, device, min_run_time / 3)}
+
+
+def interactive(cfg: Config, device, min_run_time: float = 0.3, draws: int = 4) -> dict:
+    """Seconds of the interactive paths over one generator forward on the same LR image (64 px, a 256 px
+    output), timed interleaved (median, spread): see the module docstring."""
+    from .widgets import TemperatureScrubber
+    flow_method = next(m for m in METHODS.values() if m.stochastic)
+    generator, flow = build("generator", cfg).to(device).eval(), build(flow_method.network, cfg).to(device).eval()
+    randomize_couplings(flow)
+    hr = torch.rand(3, 256, 256, generator=torch.Generator().manual_seed(0)).to(device)
+    lr = degrade(hr[None])
+    scrubber = TemperatureScrubber({flow_method.name: flow, "sr": generator}, {"face": hr})
+    shown = []
+    scrubber.flow_image.observe(lambda _: shown.append(time.perf_counter()), names="value")
+    first_sample = []
+
+    def move():
+        shown.clear()
+        start = time.perf_counter()
+        scrubber.slider.value = 1.0 if scrubber.slider.value != 1.0 else 0.8  # observers refresh
+        first_sample.append(shown[0] - start)
+
+    def gen_forward():
+        with torch.no_grad():
+            generator(lr)
+        _sync(device)
+
+    def k_draws(prepared: bool):
+        def run():
+            with torch.no_grad():
+                gen = torch.Generator(device=device).manual_seed(0)
+                if prepared:
+                    flow_method.draws(flow, lr, STUDY_TEMPERATURE, draws, gen)
+                else:
+                    for _ in range(draws):
+                        flow_method.run(flow, lr, STUDY_TEMPERATURE, gen)
+            _sync(device)
+        return run
+
+    timed = interleaved({"generator forward": gen_forward, "draws": k_draws(True),
+                         "draws, base each time": k_draws(False), "scrubber move": move}, min_run_time=min_run_time)
+    unit = timed["generator forward"][0]
+    return {"generator_forward_seconds": unit, "draws": draws,
+            "flow_draws_vs_generator": timed["draws"][0] / unit,
+            "flow_draws_recomputing_base_vs_generator": timed["draws, base each time"][0] / unit,
+            "scrubber_move_vs_generator": timed["scrubber move"][0] / unit,
+            "scrubber_first_sample_vs_generator": sorted(first_sample)[len(first_sample) // 2] / unit,
+            "spread": {name: spread for name, (_, spread) in timed.items()}}
 
 
 def format_bench(result: dict) -> str:
@@ -293,4 +345,10 @@ def format_bench(result: dict) -> str:
     for name, row in result["inference"].items():
         peak = f", peak {row['peak_bytes'] / mib:.1f} MiB" if row["peak_bytes"] is not None else ""
         lines.append(f"  {METHODS[name].label:14} {row['seconds_per_megapixel']:10.4f} ({row['vs_bicubic']:.0f}x bicubic){peak}")
+    act = result["interactive"]
+    lines += [f"interactive, over one generator forward on a 64 px LR image ({act['generator_forward_seconds'] * 1e3:.0f} ms):",
+              f"  {act['draws']} flow draws, base once        {act['flow_draws_vs_generator']:5.2f}x "
+              f"(base each time: {act['flow_draws_recomputing_base_vs_generator']:.2f}x)",
+              f"  scrubber move, sample shown   {act['scrubber_first_sample_vs_generator']:5.2f}x "
+              f"(with its diversity over {act['draws']} draws: {act['scrubber_move_vs_generator']:.2f}x)"]
     return "\n".join(lines)

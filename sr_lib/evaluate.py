@@ -103,8 +103,9 @@ def diversity_maps(flow, hr: torch.Tensor, temperatures=DIVERSITY_TEMPERATURES, 
     lr = degrade(hr)
     gen = torch.Generator().manual_seed(seed)
     open_detail = range_and_null(hr)[1].abs().mean(dim=1)[0]
-    drawn = {t: torch.stack([METHODS["flow"].run(flow, lr, t, gen).clamp(0, 1) for _ in range(samples)])
-             for t in temperatures}
+    method = METHODS["flow"]
+    prepared = method.prepared(flow, lr)
+    drawn = {t: method.draws(flow, lr, t, samples, gen, prepared) for t in temperatures}
     spread = {t: spread_map(s)[0] for t, s in drawn.items()}
     return {"samples": drawn, "spread": spread, "open": open_detail,
             "correlation": {t: local_correlation(m, open_detail) for t, m in spread.items()}}

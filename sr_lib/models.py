@@ -359,11 +359,19 @@ class ConditionalFlow(nn.Module):
             x = unsqueeze(x)
         return x
 
-    def inverse(self, z: torch.Tensor, lr: torch.Tensor, depth: int | None = None):
-        """Map z back to HR, undoing the first `depth` steps (all by default)."""
+    @torch.no_grad()
+    def condition(self, lr: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The base estimate and each level's conditioning features: functions of the LR image alone, so
+        one computation serves every draw and temperature (`inverse`'s and `sample`'s `condition`). The
+        base is a whole generator pass, about half of one sample's cost."""
+        return self.base(lr, with_features=True)
+
+    def inverse(self, z: torch.Tensor, lr: torch.Tensor, depth: int | None = None, condition=None):
+        """Map z back to HR, undoing the first `depth` steps (all by default); `condition`: this LR
+        image's `condition(lr)`, computed once for many z."""
         check_pair(z, lr, hr_name="latent z", unit_range=False)
         check_matches(z, self, "latent z")
-        base, features = self.base(lr, with_features=True)
+        base, features = self.base(lr, with_features=True) if condition is None else condition
         steps = self.steps[:depth]
         x = squeeze(z)
         if steps and steps[-1].channels == 48:
@@ -398,13 +406,15 @@ class ConditionalFlow(nn.Module):
         return (nats + math.log(256.0)) / math.log(2.0)
 
     @torch.no_grad()
-    def sample(self, lr: torch.Tensor, temperature: float = 0.8, generator: torch.Generator | None = None):
-        """One HR sample per LR image at the given latent temperature (0 gives the z = 0 image)."""
+    def sample(self, lr: torch.Tensor, temperature: float = 0.8, generator: torch.Generator | None = None,
+               condition=None):
+        """One HR sample per LR image at the given latent temperature (0 gives the z = 0 image);
+        `condition`: `condition(lr)`, when several samples of one LR image are drawn."""
         check_images(lr, "LR image")
         check_temperature(temperature)
         n, _, h, w = lr.shape
         z = torch.randn(n, 3, SCALE * h, SCALE * w, generator=generator, dtype=lr.dtype, device=lr.device)
-        return self.inverse(temperature * z, lr)[0]
+        return self.inverse(temperature * z, lr, condition=condition)[0]
 
 
 def build(network: str, cfg: Config) -> nn.Module:

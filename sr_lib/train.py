@@ -214,13 +214,18 @@ class _Run:
             if key in ("data", *METHOD_DEFAULTS, "content") and value != getattr(self.settings, key):
                 print(f"note: resuming with {key} {getattr(self.settings, key)!r}; "
                       f"the checkpoint's first {payload['step']} steps used {value!r}")
+        states = payload.get("rank_states") or [{"data": payload["data_state"], "rng": payload["rng_state"]}]
+        saved_in_memory = states[0]["data"].numel() > 1  # RandomCrops keeps an RNG state, FolderStream its step
+        if saved_in_memory != isinstance(self.stream, RandomCrops):
+            written, needed = ("--workers 0", "--workers N > 0") if saved_in_memory else ("--workers N > 0", "--workers 0")
+            raise ValueError(f"{self.path} drew its crops with {written}, this run with {needed}: the two data "
+                             f"streams cannot continue each other; resume with {written}")
         for name, module in self._modules().items():
             module.load_state_dict(payload[name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(payload[f"{name}_optimizer"])
         self.step, self.history = payload["step"], payload["history"]
         self.saved = self.step
-        states = payload.get("rank_states") or [{"data": payload["data_state"], "rng": payload["rng_state"]}]
         if len(states) == distributed.world_size():
             state = states[distributed.rank()]
             self.stream.set_state(state["data"])

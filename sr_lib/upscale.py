@@ -56,7 +56,7 @@ def tiled(fn, lr: torch.Tensor, tile: int, pad: int, progress: str | None = None
         t1, l1 = min(h, top + tile + pad), min(w, left + tile + pad)
         hr = fn(lr[..., t0:t1, l0:l1], (t0, l0))
         inner = hr[..., SCALE * (top - t0):SCALE * (min(h, top + tile) - t0),
-                   SCALE * (left - l0):SCALE * (min(w, left + tile) - l0)]
+                   SCALE * (left - l0):SCALE * (min(w, left + tile) - l0)].cpu()
         inner = to_8bit(inner)
         out[..., SCALE * top:SCALE * top + inner.shape[-2], SCALE * left:SCALE * left + inner.shape[-1]] = inner
     return out
@@ -78,15 +78,17 @@ def upscale(name: str, model, lr: torch.Tensor, temperature: float | None = None
         raise ValueError(f"upscale takes one image at a time, got a batch of {lr.shape[0]}")
     method = METHODS[name]
     pad = margin(name, model) if pad is None else pad
+    device = next(model.parameters()).device if model is not None else lr.device  # each tile goes there
     if not method.stochastic:
-        return tiled(lambda part, _: method.run(model, part, None, None), lr, tile, pad, progress)
+        return tiled(lambda part, _: method.run(model, part.to(device), None, None), lr, tile, pad, progress)
     check_temperature(temperature)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # on the CPU: a seed is the same sample on any device
     z = torch.randn(1, 3, SCALE * lr.shape[-2], SCALE * lr.shape[-1], generator=gen).mul_(temperature)
 
     def invert(part, corner):
         top, left = (SCALE * c for c in corner)
-        return model.inverse(z[..., top:top + SCALE * part.shape[-2], left:left + SCALE * part.shape[-1]], part)[0]
+        z_part = z[..., top:top + SCALE * part.shape[-2], left:left + SCALE * part.shape[-1]]
+        return model.inverse(z_part.to(device), part.to(device))[0]
     return tiled(invert, lr, tile, pad, progress)
 
 

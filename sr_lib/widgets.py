@@ -71,17 +71,21 @@ def uploaded_file(value) -> tuple[str, bytes] | None:
     return (items[-1]["name"], bytes(items[-1]["content"])) if items else None
 
 
+def sample_stats(name: str, hr: torch.Tensor, lr: torch.Tensor, draws: torch.Tensor, temperature: float,
+                 seed: int) -> dict:
+    """The first of `draws` (S, 1, 3, H, W) measured against hr (3, H, W): LR-PSNR, PSNR and HF ratio;
+    the diversity over all S."""
+    sample = draws[0]
+    return {"method": name, "temperature": temperature, "seed": seed, "lr_psnr": psnr(degrade(sample), lr, border=1),
+            "psnr": psnr(sample, hr[None]), "diversity": diversity(draws), "hf_energy_ratio": hf_energy_ratio(sample, hr[None])}
+
+
 @torch.no_grad()
 def sample_view(name: str, model, hr: torch.Tensor, temperature: float, seed: int) -> tuple[torch.Tensor, dict]:
-    """A stochastic method's sample for (temperature, seed) and its LR-PSNR, diversity (over 4 draws)
-    and HF ratio."""
+    """A stochastic method's sample for (temperature, seed) and its `sample_stats` over 4 draws."""
     lr = degrade(hr[None])
-    gen = torch.Generator().manual_seed(seed)
-    draws = torch.stack([METHODS[name].run(model, lr, temperature, gen).clamp(0, 1) for _ in range(DIVERSITY_DRAWS)])
-    sample = draws[0]
-    stats = {"method": name, "temperature": temperature, "seed": seed, "lr_psnr": psnr(degrade(sample), lr, border=1),
-             "psnr": psnr(sample, hr[None]), "diversity": diversity(draws), "hf_energy_ratio": hf_energy_ratio(sample, hr[None])}
-    return sample[0], stats
+    draws = METHODS[name].draws(model, lr, temperature, DIVERSITY_DRAWS, torch.Generator().manual_seed(seed))
+    return draws[0, 0], sample_stats(name, hr, lr, draws, temperature, seed)
 
 
 def consistent_outputs(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -129,6 +133,7 @@ class TemperatureScrubber:
         self.fixed_box = widgets.HBox()
         self.seed = 0
         self.last_stats: dict = {}
+        self.per_image: dict = {}  # per image: its LR image and what every draw of it shares
         self.image_choice.observe(lambda _: self.refresh(fixed=True), names="value")
         self.slider.observe(lambda _: self.refresh(), names="value")
         self.button.on_click(lambda _: self.new_sample())
@@ -140,14 +145,25 @@ class TemperatureScrubber:
         self.seed += 1
         self.refresh()
 
+    @torch.no_grad()
     def refresh(self, fixed: bool = False) -> None:
-        hr = self.images[self.image_choice.value]
+        """The new sample first, shown at once; then the three more draws its diversity needs (the same
+        numbers as `sample_view`). The LR image and the flow's base are computed once per image."""
+        name, temperature = self.image_choice.value, self.slider.value
+        hr, method, model = self.images[name], METHODS[self.stochastic], self.models[self.stochastic]
         if fixed:
             self.fixed_box.children = [_captioned(widgets.Image(value=png_bytes(image, self.zoom_factor), format="png"), label)
                                        for label, image in fixed_outputs(self.models, hr).items()]
-        sample, self.last_stats = sample_view(self.stochastic, self.models[self.stochastic], hr, self.slider.value,
-                                              self.seed)
-        self.flow_image.value = png_bytes(sample, self.zoom_factor)
+        if name not in self.per_image:
+            lr = degrade(hr[None])
+            self.per_image[name] = lr, method.prepared(model, lr)
+        lr, prepared = self.per_image[name]
+        gen = torch.Generator().manual_seed(self.seed)
+        first = method.draws(model, lr, temperature, 1, gen, prepared)
+        self.stats.value = f"<i>T = {temperature:.2f}: measuring the sample's diversity over {DIVERSITY_DRAWS} draws ...</i>"
+        self.flow_image.value = png_bytes(first[0, 0], self.zoom_factor)
+        draws = torch.cat([first, method.draws(model, lr, temperature, DIVERSITY_DRAWS - 1, gen, prepared)])
+        self.last_stats = sample_stats(self.stochastic, hr, lr, draws, temperature, self.seed)
         self.stats.value = _stats_html(self.last_stats)
 
 

@@ -14,9 +14,10 @@ from sr_lib.bench import bench, format_bench
 from sr_lib.cli import main
 from sr_lib.data import bundled_heldout, bundled_training_images, random_crop
 from sr_lib.evaluate import evaluate
+from sr_lib.imaging import degrade
 from sr_lib.methods import METHODS, TEMPERATURES, Method, load_methods, register
 from sr_lib.report import markdown_table, report
-from sr_lib.widgets import CropComparator, TemperatureScrubber, crop_panel, sample_view
+from sr_lib.widgets import CropComparator, TemperatureScrubber, crop_panel, png_bytes, sample_view
 
 OFFLINE = {"lpips": None, "fid": None, "unavailable": {"lpips": "no weights (test)", "fid": "no weights (test)"}}
 
@@ -162,12 +163,36 @@ def test_temperature_scrubber_regenerates_on_slider_and_button(methods_and_faces
     assert [box.children[1].value for box in scrubber.fixed_box.children] != fixed_before
 
 
-def test_sample_view_is_reproducible(methods_and_faces):
+def test_sample_view_is_reproducible_and_the_scrubber_shows_its_numbers(methods_and_faces):
+    """The scrubber draws with the image's base computed once and shows the sample before measuring its
+    diversity: what it shows and prints is sample_view's, which prepares nothing in advance."""
     models, faces = methods_and_faces
-    hr = next(iter(faces.values()))
+    name, hr = next(iter(faces.items()))
     a, stats_a = sample_view("flow", models["flow"], hr, 0.8, seed=3)
     b, stats_b = sample_view("flow", models["flow"], hr, 0.8, seed=3)
     assert torch.equal(a, b) and stats_a == stats_b
+    scrubber = TemperatureScrubber(models, faces)
+    scrubber.image_choice.value, scrubber.seed = name, 3
+    shown = []
+    scrubber.flow_image.observe(lambda change: shown.append(scrubber.stats.value), names="value")
+    scrubber.slider.value = 0.8 if scrubber.slider.value != 0.8 else 0.85
+    scrubber.slider.value = 0.8
+    assert scrubber.last_stats == stats_a and "measuring" in shown[-1]  # the sample came first
+    assert scrubber.flow_image.value == png_bytes(a, scrubber.zoom_factor)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_what_a_method_prepares_once_changes_none_of_its_draws(name, methods_and_faces):
+    """Method.draws with `prepare`'s result computed once equals drawing each output from scratch (the
+    same generator stream), at every temperature the tables use."""
+    models, faces = methods_and_faces
+    method, model = METHODS[name], models[name]
+    lr = degrade(next(iter(faces.values()))[None])
+    for t in (TEMPERATURES if method.stochastic else (None,)):
+        gen_a, gen_b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+        once = method.draws(model, lr, t, 3, gen_a, method.prepared(model, lr))
+        each = torch.stack([method.run(model, lr, t, gen_b).clamp(0, 1) for _ in range(3)])
+        assert torch.equal(once, each), (name, t)
 
 
 def test_crop_comparator_shows_the_right_pixels(methods_and_faces):
@@ -256,6 +281,11 @@ def test_bench_measures_every_method_in_one_run(tiny):
     assert 0 < result["reference_conv"]["generator_convs_vs_reference"] < 2
     assert all(r["abs_difference"] < 1e-9 for r in result["logdet"])
     assert "nearest" not in format_bench(result) and "flow" in format_bench(result)
+    act = result["interactive"]
+    # the base, computed once, is work the draws no longer repeat; the scrubber shows its sample first
+    assert 0 < act["flow_draws_vs_generator"] < act["flow_draws_recomputing_base_vs_generator"]
+    assert 0 < act["scrubber_first_sample_vs_generator"] < act["scrubber_move_vs_generator"]
+    assert "scrubber move" in format_bench(result)
 
 
 def test_diversity_maps_and_their_figure_at_an_integer_zoom(tiny_checkpoints):

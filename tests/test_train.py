@@ -231,6 +231,14 @@ def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_pat
     resumed = load_checkpoint(train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=1, resume=True)), "sr")
     assert resumed["history"] == straight["history"]  # another worker count: the same batches
     assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())
+    # the in-memory stream (--workers 0) and the worker processes' cannot continue each other: refused
+    train(settings(tmp_path / "d", "sr", 2, data=str(folder)))
+    before = (tmp_path / "d" / "sr.pt").read_bytes()
+    with pytest.raises(ValueError, match="drew its crops with --workers 0, this run with --workers N > 0"):
+        train(settings(tmp_path / "d", "sr", 4, data=str(folder), workers=1, resume=True))
+    with pytest.raises(ValueError, match="drew its crops with --workers N > 0, this run with --workers 0"):
+        train(settings(tmp_path / "b", "sr", 6, data=str(folder), resume=True))
+    assert (tmp_path / "d" / "sr.pt").read_bytes() == before
     with pytest.raises(ValueError, match="--workers reads an image folder"):
         train(settings(tmp_path / "c", "sr", 1, workers=2))
 
