@@ -8,6 +8,7 @@
 # GPUS: processes, one per GPU (default 1). CONFIG and DEVICE override paper / cuda (a CPU dry run:
 # CONFIG=tiny DEVICE=cpu). On GPUs SR and SRGAN train in bfloat16 autocast (--bf16); the flow stays in
 # float32, since it must invert exactly (README, "Training at paper scale").
+# BENCH_ARGS: extra options for the closing `bench` (the CPU dry run passes --min-run-time 0.05).
 set -euo pipefail
 out=$1; budget=${2:-150}; config=${CONFIG:-paper}; device=${DEVICE:-cuda}; gpus=${GPUS:-1}
 work=$(mktemp -d); mkdir -p "$out"; : > "$out/log.txt"
@@ -49,4 +50,4 @@ lines.append(f"flow / SRGAN throughput: {rates['flow'][1] / rates['srgan'][1]:.2
 print("\n".join(lines))
 PY
 python3 -m sr_lib evaluate --checkpoints "$out" --json > "$out/evaluate.json"
-python3 -m sr_lib bench --config "$config" --device "$device" --json > "$out/bench.json"
+python3 -m sr_lib bench --config "$config" --device "$device" ${BENCH_ARGS:-} --json > "$out/bench.json"

@@ -205,8 +205,11 @@ def cmd_bench(args) -> None:
         raise ValueError(f"--batch must be >= 1, got {args.batch}")
     if args.crop is not None and (args.crop < 16 or args.crop % 4):
         raise ValueError(f"--crop must be a multiple of 4 and at least 16 HR pixels, got {args.crop}")
+    if not 0 < args.min_run_time <= 60:
+        raise ValueError(f"--min-run-time must be in (0, 60] seconds, got {args.min_run_time}")
     device = _device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop, compile_flow=args.compile)
+    result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop, compile_flow=args.compile,
+                   min_run_time=args.min_run_time)
     _print_json(result) if args.json else print(format_bench(result))
 
 
@@ -285,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=None, help="HR crop side (default: the config's)")
     p.add_argument("--compile", action="store_true",
                    help="also time the flow's training step compiled (train --compile)")
+    p.add_argument("--min-run-time", type=float, default=1.0,
+                   help="seconds each timing block runs at least (smaller: quicker, noisier ratios)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

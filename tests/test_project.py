@@ -156,10 +156,10 @@ def test_notebook_01_full_sweep_stays_under_1_gb_for_binder(tmp_path):
 
 
 def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path):
-    """scripts/train_paper_gpu.sh as a CPU dry run (CONFIG=tiny DEVICE=cpu, 1 s per model): torchrun
+    """scripts/train_paper_gpu.sh as a CPU dry run (CONFIG=tiny DEVICE=cpu, 1 s per model, quick bench): torchrun
     training of all three, slim checkpoints, evaluation, benchmark and the throughput summary."""
     import json
-    env = {**os.environ, "CONFIG": "tiny", "DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "CONFIG": "tiny", "DEVICE": "cpu", "OMP_NUM_THREADS": "1", "BENCH_ARGS": "--min-run-time 0.05"}
     out = tmp_path / "out"
     run = subprocess.run(["bash", str(ROOT / "scripts" / "train_paper_gpu.sh"), str(out), "1"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=900)
