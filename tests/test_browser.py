@@ -228,6 +228,7 @@ def _wait_for_change(locator, before: bytes, timeout_s: float = 60) -> bytes:
     raise AssertionError("the picture did not change")
 
 
+@pytest.mark.slow
 def test_comparison_notebook_widgets_respond_in_the_browser(page):
     _open_and_run_all(page, "05_comparison.ipynb", timeout_s=600)
     page.screenshot(path=SCREENSHOTS / "05-after-run.png", full_page=False)

@@ -37,6 +37,7 @@ def test_evaluate_json_has_every_method_and_temperature(tiny_checkpoints, small_
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads peak memory from /proc")
+@pytest.mark.slow
 def test_evaluate_streams_400_images_in_bounded_memory(tiny_checkpoints, tmp_path):
     """Folders of 40 and of 400 random 128 px crops of the bundled photographs (in all 8 orientations),
     evaluated with bicubic and the tiny SR: every image is tallied in every row, the peak stays under 2 GB,

@@ -160,6 +160,7 @@ def five_faces(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoints, five_faces, capsys):
     """Each rank evaluates every second image; the shares are put together in image order, so every number
     but the timing is the one process's, bit for bit (the per-image means are sums in image order, so

@@ -155,6 +155,7 @@ def test_notebook_01_full_sweep_stays_under_1_gb_for_binder(tmp_path):
     assert peak_gib < 1.0, f"notebook 01 peaked at {peak_gib:.2f} GiB"
 
 
+@pytest.mark.slow
 def test_the_gpu_training_script_runs_end_to_end_on_cpu(tmp_path):
     """scripts/train_paper_gpu.sh as a CPU dry run (CONFIG=tiny DEVICE=cpu, 1 s per model, quick bench): torchrun
     training of all three, slim checkpoints, evaluation, benchmark and the throughput summary."""

@@ -150,6 +150,7 @@ def test_bad_files_and_existing_outputs_are_refused_and_kept(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads peak memory from /proc")
+@pytest.mark.slow
 def test_a_six_megapixel_photo_becomes_24_megapixels_in_bounded_memory(tmp_path):
     import skimage.data
     Image.fromarray(skimage.data.coffee()).resize((1500, 1000), Image.BICUBIC).save(tmp_path / "big.png")
