@@ -147,25 +147,25 @@ def test_a_failing_rank_ends_the_run_at_once_with_its_error_named(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def five_faces(tmp_path_factory):
-    """Five 64 px crops of the held-out portraits as PNG files: two ranks get uneven shares (3 + 2)."""
+def three_faces(tmp_path_factory):
+    """Three 64 px crops of the held-out portraits as PNG files: two ranks get uneven shares (2 + 1)."""
     from PIL import Image
 
     from sr_lib.data import bundled_heldout
-    folder = tmp_path_factory.mktemp("five_faces")
+    folder = tmp_path_factory.mktemp("three_faces")
     faces = list(bundled_heldout().values())
-    for i in range(5):
+    for i in range(3):
         crop = faces[i % 2][:, 40 * i:40 * i + 64, 60:124]
         Image.fromarray((crop.permute(1, 2, 0) * 255).round().byte().numpy()).save(folder / f"{i}.png")
     return folder
 
 
 @pytest.mark.slow
-def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoints, five_faces, capsys):
+def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoints, three_faces, capsys):
     """Each rank evaluates every second image; the shares are put together in image order, so every number
     but the timing is the one process's, bit for bit (the per-image means are sums in image order, so
     another order would show in the last digits)."""
-    arguments = ["evaluate", "--checkpoints", str(tiny_checkpoints), "--data", str(five_faces), "--json"]
+    arguments = ["evaluate", "--checkpoints", str(tiny_checkpoints), "--data", str(three_faces), "--json"]
     run = launch(arguments)
     assert run.returncode == 0, run.stderr[-3000:]
     two = json.loads(run.stdout)
@@ -175,7 +175,7 @@ def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoint
     untimed = [[{k: v for k, v in row.items() if k != "seconds_per_megapixel"} for row in result["rows"]]
                for result in (one, two)]
     assert untimed[0] == untimed[1] and len(untimed[0]) == 3 + len(TEMPERATURES)
-    assert all(row["image_count"] == 5 for row in two["rows"])
+    assert all(row["image_count"] == 3 for row in two["rows"])
 
 
 def test_rank_shares_are_merged_in_image_order(monkeypatch):
