@@ -46,7 +46,7 @@ def load_checkpoint(path: str | Path, method: str | None, cfg: Config | None = N
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path} is corrupt or not a PyTorch checkpoint ({type(error).__name__}: {error})") from None
+        raise ValueError(f"{path} is corrupt or not a PyTorch checkpoint ({type(error).__name__}: {error})") from error
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED):
         raise ValueError(f"{path} is not an sr_lib checkpoint of this version (expected the keys {REQUIRED})")
     broken = non_finite(payload)
@@ -80,7 +80,7 @@ def config_of(payload: dict) -> Config:
     try:
         return get_config(saved.pop("name"), **saved)
     except TypeError as error:  # a field this version does not know
-        raise ValueError(f"checkpoint config does not fit this version of sr_lib: {error}") from None
+        raise ValueError(f"checkpoint config does not fit this version of sr_lib: {error}") from error
 
 
 def load_model(path: str | Path, method: str | None, part: str = "model") -> tuple[torch.nn.Module, dict]:
@@ -96,5 +96,5 @@ def load_model(path: str | Path, method: str | None, part: str = "model") -> tup
     try:
         model.load_state_dict(payload[part])
     except RuntimeError as error:
-        raise ValueError(f"{path}: weights do not fit the {network} of its config ({error})") from None
+        raise ValueError(f"{path}: weights do not fit the {network} of its config ({error})") from error
     return model.eval(), payload
