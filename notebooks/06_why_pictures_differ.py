@@ -214,17 +214,19 @@ assert all(a["mse"] < b["mse"] and a["w1"] > b["w1"] for a, b in zip(flow_rows, 
 #
 # ## The GAN, several times
 # The same GAN, trained from the same start on fresh samples of the same prior, with different random
-# seeds (eight in the full run, three in fast mode); the figure shows the first three.
+# seeds (eight in the full run, three in fast mode); the figure shows the first three and the run with
+# the fewest plausible outputs.
 
 # %%
 with torch.no_grad():
     gan_rows = [toy.measure(gan(test_y), test_y, test_n) for gan in gans]
+lowest = min(range(len(gans)), key=lambda seed: gan_rows[seed]["plausible"])
 fig, ax = plt.subplots(figsize=(6.5, 4))
 ax.imshow(density.T.numpy(), origin="lower", aspect="auto", cmap="Greys", alpha=0.6,
           extent=[-1, 1, grid_n.min().item(), grid_n.max().item()])
 with torch.no_grad():
-    for seed, gan in enumerate(gans[:3]):
-        ax.plot(grid_y, gan(grid_y), lw=2, label=f"GAN, seed {seed}")
+    for seed in sorted({0, 1, 2, lowest}):
+        ax.plot(grid_y, gans[seed](grid_y), lw=2, label=f"GAN, seed {seed}")
 ax.set_xlabel("LR value y")
 ax.set_ylabel("null-space part n")
 ax.legend(loc="upper left", fontsize=8)  # the ridges leave the upper left empty

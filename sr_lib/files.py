@@ -71,6 +71,7 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
     created = [p for p in [path, *path.parents] if not p.exists()]
     try:
         for attempt in range(3):
+            created += [p for p in [path, *path.parents] if not p.exists() and p not in created]
             path.mkdir(parents=True, exist_ok=True)
             try:
                 with tempfile.TemporaryFile(dir=path):

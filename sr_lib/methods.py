@@ -70,10 +70,10 @@ class Method:
     def draws(self, model, lr: torch.Tensor, temperature, count: int, generator, prepared=None) -> torch.Tensor:
         """(count, N, 3, H, W) outputs in [0, 1], one after another from `generator`; what LR alone
         determines computed once (`prepared`, or given)."""
-        if self.prepare is None:
-            return torch.stack([self.run(model, lr, temperature, generator).clamp(0, 1) for _ in range(count)])
-        prepared = self.prepared(model, lr) if prepared is None else prepared
-        return torch.stack([self.run(model, lr, temperature, generator, prepared).clamp(0, 1) for _ in range(count)])
+        if count < 1:
+            raise ValueError(f"draws needs a count of at least 1, got {count}")
+        extra = () if self.prepare is None else (self.prepared(model, lr) if prepared is None else prepared,)
+        return torch.stack([self.run(model, lr, temperature, generator, *extra).clamp(0, 1) for _ in range(count)])
 
 
 METHODS: dict[str, Method] = {}

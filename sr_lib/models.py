@@ -413,7 +413,8 @@ class ConditionalFlow(nn.Module):
         check_images(lr, "LR image")
         check_temperature(temperature)
         n, _, h, w = lr.shape
-        z = torch.randn(n, 3, SCALE * h, SCALE * w, generator=generator, dtype=lr.dtype, device=lr.device)
+        device = lr.device if generator is None else generator.device  # a CPU generator: z moves to lr's device
+        z = torch.randn(n, 3, SCALE * h, SCALE * w, generator=generator, dtype=lr.dtype, device=device).to(lr.device)
         return self.inverse(temperature * z, lr, condition=condition)[0]
 
 

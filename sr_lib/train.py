@@ -216,7 +216,8 @@ class _Run:
                       f"the checkpoint's first {payload['step']} steps used {value!r}")
         states = payload.get("rank_states") or [{"data": payload["data_state"], "rng": payload["rng_state"]}]
         saved_in_memory = states[0]["data"].numel() > 1  # RandomCrops keeps an RNG state, FolderStream its step
-        if saved_in_memory != isinstance(self.stream, RandomCrops):
+        continued = len(states) == distributed.world_size()  # else the stream restarts from seeds of the step
+        if continued and saved_in_memory != isinstance(self.stream, RandomCrops):
             written, needed = ("--workers 0", "--workers N > 0") if saved_in_memory else ("--workers N > 0", "--workers 0")
             raise ValueError(f"{self.path} drew its crops with {written}, this run with {needed}: the two data "
                              f"streams cannot continue each other; resume with {written}")

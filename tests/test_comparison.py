@@ -182,18 +182,21 @@ def test_sample_view_is_reproducible_and_the_scrubber_shows_its_numbers(methods_
     assert scrubber.flow_image.value == png_bytes(a, scrubber.zoom_factor)
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", [name for name, method in METHODS.items() if method.prepare is not None])
 def test_what_a_method_prepares_once_changes_none_of_its_draws(name, methods_and_faces):
-    """Method.draws with `prepare`'s result computed once equals drawing each output from scratch (the
-    same generator stream), at every temperature the tables use."""
+    """Method.draws with `prepare`'s result computed once, and reused across every temperature the tables
+    use (as super_resolve does), equals drawing each output from scratch with the same generator stream."""
     models, faces = methods_and_faces
     method, model = METHODS[name], models[name]
     lr = degrade(next(iter(faces.values()))[None])
-    for t in (TEMPERATURES if method.stochastic else (None,)):
-        gen_a, gen_b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-        once = method.draws(model, lr, t, 3, gen_a, method.prepared(model, lr))
+    prepared = method.prepared(model, lr)
+    gen_a, gen_b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    for t in TEMPERATURES:
+        once = method.draws(model, lr, t, 3, gen_a, prepared)
         each = torch.stack([method.run(model, lr, t, gen_b).clamp(0, 1) for _ in range(3)])
         assert torch.equal(once, each), (name, t)
+    with pytest.raises(ValueError, match="count of at least 1"):
+        method.draws(model, lr, 0.8, 0, gen_a)
 
 
 def test_crop_comparator_shows_the_right_pixels(methods_and_faces):
