@@ -38,6 +38,14 @@ def torchrun(*args: str, processes: int = 2, broken: str | None = None) -> subpr
     return launch(["train", "--config", "tiny", *args], processes, broken)
 
 
+def failure(run: subprocess.CompletedProcess) -> str:
+    """What a failed run said: the lines naming an error (a rank's fatal error comes before a long list
+    of loaded modules that would push it out of the tail), then the tail."""
+    named = [line for line in run.stderr.splitlines()
+             if any(k in line for k in ("Fatal", "Error", "error:", "what()", "terminate"))]
+    return "\n".join(named[:20]) + "\n...\n" + run.stderr[-1500:]
+
+
 def _weights(path):
     return load_checkpoint(path, None)["model"]
 
@@ -59,7 +67,7 @@ def test_every_trainer_runs_on_two_processes_and_rank_0_alone_writes(two_process
     folder, runs = two_process_runs
     for name in ("sr", "srgan", "flow"):
         run = runs[name]
-        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.returncode == 0, failure(run)
         assert run.stdout.count("wrote ") == 1, run.stdout  # one line, from rank 0
         payload = load_checkpoint(folder / "full" / f"{name}.pt", name)
         assert payload["world_size"] == 2 and len(payload["rank_states"]) == 2
@@ -102,7 +110,7 @@ def test_two_processes_train_as_one_process_on_the_same_global_batch(two_process
     statistics they differ by 30% of it (BatchNorm over 2 crops vs. 4), and only by that (BatchNorm's running averages, buffers, are not compared: DDP keeps
     rank 0's)."""
     folder, runs = two_process_runs
-    assert runs["sr"].returncode == 0, runs["sr"].stderr[-3000:]
+    assert runs["sr"].returncode == 0, failure(runs["sr"])
     ddp = _weights(folder / "full" / "sr.pt")
     torch.manual_seed(0)
     start = dict(build("generator", get_config("tiny")).named_parameters())
@@ -118,7 +126,7 @@ def test_two_processes_train_as_one_process_on_the_same_global_batch(two_process
 def test_resume_with_the_same_world_size_continues_exactly(two_process_runs):
     folder, runs = two_process_runs
     assert runs["half_step"] == 2 and load_checkpoint(folder / "resumed" / "sr.pt", "sr")["step"] == 4
-    assert runs["half"].returncode == 0 and runs["resume"].returncode == 0, runs["resume"].stderr[-3000:]
+    assert runs["half"].returncode == 0 and runs["resume"].returncode == 0, failure(runs["resume"])
     full, resumed = _weights(folder / "full" / "sr.pt"), _weights(folder / "resumed" / "sr.pt")
     assert all(torch.equal(full[key], resumed[key]) for key in full)
 
@@ -167,7 +175,7 @@ def test_evaluation_on_two_processes_gives_the_one_process_table(tiny_checkpoint
     another order would show in the last digits)."""
     arguments = ["evaluate", "--checkpoints", str(tiny_checkpoints), "--data", str(three_faces), "--json"]
     run = launch(arguments)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, failure(run)
     two = json.loads(run.stdout)
     assert main(["--threads", "1", *arguments]) == 0
     one = json.loads(capsys.readouterr().out)
