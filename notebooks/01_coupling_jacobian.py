@@ -83,7 +83,7 @@ from sr_lib import fast_mode
 from sr_lib.config import get_config
 from sr_lib.exercises import check_brute_force_logdet, check_coupling_inverse, check_logdet_prediction
 from sr_lib.logdet import compare_logdet_cost, dense_jacobian
-from sr_lib.models import AffineCoupling
+from sr_lib.methods.flow import AffineCoupling
 from sr_lib.threads import use_threads
 
 use_threads()  # torch's CPU threads as the command line sets them: no oversubscription on a shared machine

@@ -57,7 +57,7 @@ from sr_lib.config import get_config
 from sr_lib.exercises import check_clamp_failure, check_conv1x1_logdet, check_soft_clamp
 from sr_lib.invertibility import (FLOAT32_BOUND, FLOAT64_BOUND, check, logdet_error_vs_autograd, random_pair,
                                   randomize_couplings, roundtrip, scale_coupling_outputs)
-from sr_lib.models import ConditionalFlow
+from sr_lib.methods.flow import ConditionalFlow
 from sr_lib.threads import use_threads
 
 use_threads()  # torch's CPU threads as the command line sets them: no oversubscription on a shared machine

@@ -51,8 +51,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("sr_lib") is None:
 # average* form of the loss ($D$ judges whether a real crop looks more real than the average fake, and the
 # generator is rewarded for the reverse; $\lambda$ = 0.005, ESRGAN's), and two stabilisers from later work:
 # a spectrally normalised $D$ (Miyato et al. 2018) and an exponential moving average of the generator's
-# weights as the model we evaluate. `sr_lib/train.py` and the `Discriminator` docstring in
-# `sr_lib/models.py` say why for each. Our content term is L1 plus two more terms against what invented
+# weights as the model we evaluate. `sr_lib/methods/srgan.py` (the method's file: network, loss,
+# defaults) says why for each. Our content term is L1 plus two more terms against what invented
 # detail must not do, which "A failure mode you can see" below shows.
 #
 # This notebook loads the shipped checkpoints (the `cpu` configuration, trained on the bundled photographs
@@ -112,7 +112,7 @@ plt.show()
 if RETRAIN or fast_mode() or not (checkpoints / "srgan.pt").exists():
     run_dir = Path(tempfile.mkdtemp(prefix="sr_gan_"))
     steps = (10, 5) if fast_mode() else (6000, 3000)  # the shipped checkpoints' steps (TRAIN.sh)
-    train(TrainSettings("sr", cfg, run_dir, steps[0]))  # learning rates etc.: the defaults in methods.py
+    train(TrainSettings("sr", cfg, run_dir, steps[0]))  # learning rates etc.: the defaults in methods/sr.py, srgan.py
     train(TrainSettings("srgan", cfg, run_dir, steps[1]))
     assert load_checkpoint(run_dir / "srgan.pt", "srgan", cfg)["step"] == steps[1]
     if not fast_mode():
@@ -231,7 +231,7 @@ assert abs(logits.grad[0]) > 100 * abs(saturating.grad[0])
 # Where $D$ rejects a fake with confidence (logit $-8$), the saturating loss gives the generator more than
 # 100 times less gradient than the non-saturating one: it would learn nothing just when it most needs to.
 # `sr_lib` trains with ESRGAN's relativistic version of these two losses (`relativistic_loss` in
-# `sr_lib/train.py`): the same cross-entropies, applied to the difference between a crop's score and
+# `sr_lib/methods/srgan.py`): the same cross-entropies, applied to the difference between a crop's score and
 # the other set's average score.
 #
 # ## What the discriminator sees
@@ -353,7 +353,7 @@ assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free per
 # three times as much as the original does: its 4x4 averages (the squares above, both faces and all
 # colours averaged) are far from flat. In the zoomed crop, at this figure's size, the dots are hard to
 # see: that is why the number measures them. Its spread is a grey level or two (the cell checks: between
-# 1 and 2). The term (`grid_loss` in `sr_lib/train.py`) compares the output's 16 averages with the
+# 1 and 2). The term (`grid_loss` in `sr_lib/methods/srgan.py`) compares the output's 16 averages with the
 # original crop's: averaged over a crop's blocks first, a pattern repeated in every block adds up, while
 # natural texture, in no fixed place, averages out. With it, SRGAN's lattice is about the original's (the
 # cell checks: under one and a half times it), and the pixel-loss SR, which has no reason to invent
@@ -389,6 +389,6 @@ assert swds["SRGAN without the grid term"] < swds["SRGAN"], "the weight-free per
 # * Ledig et al., [Photo-realistic single image super-resolution using a GAN](https://arxiv.org/abs/1609.04802) (SRGAN), CVPR 2017.
 # * Wang et al., [ESRGAN](https://arxiv.org/abs/1809.00219), ECCV workshops 2018: the relativistic loss and the training recipe used here.
 # * Goodfellow et al., [Generative adversarial nets](https://arxiv.org/abs/1406.2661), NeurIPS 2014: the non-saturating loss of Exercise 3.3.
-# * Try: retrain (`RETRAIN = True`) with `TrainSettings("srgan", cfg, run_dir, steps[1], grid_weight=0.5)`:
-#   how much of the lattice does a quarter of the weight remove? Then with `adv_weight=0.02` (four times
+# * Try: retrain (`RETRAIN = True`) with `TrainSettings("srgan", cfg, run_dir, steps[1], hyper={"grid_weight": 0.5})`:
+#   how much of the lattice does a quarter of the weight remove? Then with `hyper={"adv_weight": 0.02}` (four times
 #   ESRGAN's): what happens to the lattice, the SWD and the colours of the zoomed crops?

@@ -80,7 +80,7 @@ from sr_lib.evaluate import diversity_maps
 from sr_lib.exercises import check_bits_per_dim, check_dequantize, check_unit_gaussian_bits
 from sr_lib.imaging import degrade, upsample
 from sr_lib.metrics import diversity, psnr
-from sr_lib.models import ConditionalFlow
+from sr_lib.methods.flow import ConditionalFlow
 from sr_lib.plotting import diversity_figure, image_rows, plot_history
 from sr_lib.train import TrainSettings, train
 from sr_lib.threads import use_threads
@@ -102,7 +102,7 @@ if RETRAIN or fast_mode() or not (checkpoints / "flow.pt").exists():
     run_dir = Path(tempfile.mkdtemp(prefix="sr_flow_"))
     steps = (10, 10) if fast_mode() else (6000, 6000)  # the shipped checkpoints' steps (TRAIN.sh)
     train(TrainSettings("sr", cfg, run_dir, steps[0]))  # the flow's base: the pixel-loss generator
-    train(TrainSettings("flow", cfg, run_dir, steps[1]))  # learning rate etc.: the defaults in methods.py
+    train(TrainSettings("flow", cfg, run_dir, steps[1]))  # learning rate etc.: the defaults in methods/flow.py
     assert load_checkpoint(run_dir / "flow.pt", "flow", cfg)["step"] == steps[1]
     if not fast_mode():
         checkpoints = run_dir
@@ -113,7 +113,7 @@ print(f"flow: {cfg.flow_couplings} + {cfg.flow_lr_couplings} steps on its base g
 # %% [markdown]
 # ## The learning curve
 # A single number that goes down, with no second network to balance. The gradient norm is clipped at 10
-# (`methods.py`): in the first half of training the norm is above 10 on most steps (right panel), so the
+# (`methods/flow.py`): in the first half of training the norm is above 10 on most steps (right panel), so the
 # clip shapes those steps, not only rare bad batches; it keeps the weights from the growth that
 # notebook 02 showed can make the inverse silently wrong. The learning rate is halved at half and again
 # at three quarters of the steps (`train.learning_rate`).

@@ -24,20 +24,20 @@
 Weights are untrained: speed does not depend on their values. Timings are medians of
 `torch.utils.benchmark` blocks, the methods measured one after another in the same run.
 """
+import contextlib
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import Config
 from .imaging import degrade, trusted_inputs
 from .invertibility import randomize_couplings
 from .logdet import compare_logdet_cost
-from .methods import METHODS, STUDY_TEMPERATURE
-from .models import AffineCoupling, build
+from .methods import METHODS, STUDY_TEMPERATURE, build
+from .methods.flow import AffineCoupling, ConditionalFlow
 from .timing import seconds
-from .train import MEMORY_FORMAT, Likelihood, adversarial_step, guarded_step, srgan_content
+from .train import MEMORY_FORMAT, optimizers
 
 
 def saved_activation_bytes(step) -> int:
@@ -69,37 +69,25 @@ def _peak(device, fn) -> int | None:
 
 
 def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor, compiled: bool = False):
-    """A callable doing one training update of method `name` (its objective's loss and optimizer step), in
-    the memory order training uses; compiled=True: the flow's loss through torch.compile, as `train
+    """A callable doing one training update of method `name` with its defaults: its trainer's own `update`,
+    as `train` runs it, in the memory order training uses, on freshly built networks (the network a
+    method starts from, randomly initialised); compiled=True: the loss through torch.compile, as `train
     --compile` runs it."""
     method = METHODS[name]
     hr, lr = (t.contiguous(memory_format=MEMORY_FORMAT) for t in (hr, lr))
-    net = build(method.network, cfg).to(hr.device, memory_format=MEMORY_FORMAT)
-    if method.network == "flow":
-        randomize_couplings(net)  # zero-initialised outputs would skip part of the backward pass
-        if method.starts_from:  # as in training: the base generator is frozen
-            net.freeze_base(net.base.state_dict())
-    opt = torch.optim.Adam(net.parameters())
-    if method.objective == "adversarial":
-        disc = build("discriminator", cfg).to(hr.device, memory_format=MEMORY_FORMAT)
-        opt_d = torch.optim.Adam(disc.parameters())
-        content = srgan_content(F.l1_loss, method.grid_weight, method.consistency_weight)
+    start = build(METHODS[method.starts_from].network, cfg) if method.starts_from else None
+    trainer = method.trainer(cfg, method.settings(), start).to(hr.device, MEMORY_FORMAT)
+    for net in trainer.trained.values():
+        net.train()
+        if isinstance(net, ConditionalFlow):
+            randomize_couplings(net)  # zero-initialised outputs would skip part of the backward pass
+    parallel = {key: torch.compile(m) if compiled else m for key, m in trainer.objectives().items()}
+    opts = optimizers(trainer)
 
-        def step():
-            return adversarial_step(net, disc, opt, opt_d, hr, lr, content, method.adv_weight, method.clip)
-    elif method.objective == "likelihood":
-        loss = torch.compile(Likelihood(net)) if compiled else Likelihood(net)
-
-        def step():
-            return guarded_step(opt, loss(hr, lr), net.parameters(), method.clip)
-    else:
-        def step():
-            return guarded_step(opt, F.l1_loss(net(lr), hr), net.parameters(), method.clip)
-
-    def trusted_step():  # as in training: no value checks (host synchronisations) inside the step
-        with trusted_inputs():
-            return step()
-    return trusted_step
+    def step():
+        with trusted_inputs():  # as in training: no value checks (host synchronisations) inside the step
+            return trainer.update(parallel, opts, hr, lr, contextlib.nullcontext)
+    return step
 
 
 def interleaved(candidates: dict, rounds: int = 3, min_run_time: float = 0.3, threads: dict | None = None) -> dict:
@@ -200,7 +188,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
 
     steps = {}
     for name, method in METHODS.items():
-        if method.objective is None:
+        if method.trainer is None:
             continue
         step = training_step(name, cfg, hr, lr)
 

@@ -87,7 +87,7 @@ def load_model(path: str | Path, method: str | None, part: str = "model") -> tup
     """A ready eval-mode network from a checkpoint, and the payload.
 
     `part` is 'model' (what the method evaluates with) or another saved network, e.g. 'discriminator'."""
-    from .models import build
+    from .methods import build
     payload = load_checkpoint(path, method)
     network = payload["network"] if part == "model" else part
     if part not in payload:

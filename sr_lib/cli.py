@@ -60,12 +60,11 @@ def cmd_check_flow(args) -> None:
 def cmd_train(args) -> None:
     from .train import TrainSettings, train
     from .distributed import is_main
-    settings = TrainSettings(args.method, get_config(args.config), args.out, args.steps, data=args.data,
-                             learning_rate=args.lr, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
-                             content=args.content, device=_device(args.device), sync_batchnorm=args.sync_bn,
-                             save_every=args.save_every, workers=args.workers, bf16=args.bf16,
-                             compile=args.compile, grid_weight=args.grid_weight,
-                             consistency_weight=args.consistency_weight)
+    hyper = {key: getattr(args, key) for key in args.method_settings if getattr(args, key) is not None}
+    settings = TrainSettings(args.method, get_config(args.config), args.out, args.steps, hyper=hyper, data=args.data,
+                             seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                             device=_device(args.device), sync_batchnorm=args.sync_bn, save_every=args.save_every,
+                             workers=args.workers, bf16=args.bf16, compile=args.compile)
     path = train(settings)
     if is_main():
         print(f"wrote {path}")
@@ -213,6 +212,22 @@ def cmd_bench(args) -> None:
     _print_json(result) if args.json else print(format_bench(result))
 
 
+def _add_method_settings(parser, methods: list[str]) -> list[str]:
+    """One flag for each field of the methods' training settings (`Settings` in methods/<name>.py), unset
+    by default (the method's value); returns the fields' names."""
+    from dataclasses import fields
+    from .methods import METHODS
+    owners = {}  # {field: [(method, its default), ...]}
+    for name in methods:
+        for f in fields(METHODS[name].trainer.Settings):
+            owners.setdefault(f.name, []).append((name, f.default))
+    for key, defaults in owners.items():
+        flags = ["--" + key.replace("_", "-")] + (["--lr"] if key == "learning_rate" else [])
+        parser.add_argument(*flags, dest=key, type=str if isinstance(defaults[0][1], str) else float, default=None,
+                            help=f"default: {', '.join(f'{m} {d}' for m, d in defaults)} (methods/<name>.py says why)")
+    return list(owners)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .checkpoint import DEFAULT_CHECKPOINTS
     from .methods import METHODS, STUDY_TEMPERATURE, trainable
@@ -245,13 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="bundled", help="'bundled' (offline photographs) or an image folder")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--out", required=True, help="folder for <method>.pt and <method>.history.json")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the method's, methods.py)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--content", choices=["l1", "vgg"], default="l1", help="srgan content loss")
-    p.add_argument("--grid-weight", type=float, default=None,
-                   help="srgan: weight of the LR-grid lattice term (default: the method's, methods.py; 0 turns it off)")
-    p.add_argument("--consistency-weight", type=float, default=None,
-                   help="srgan: weight of the LR-consistency term (default: the method's, methods.py; 0 turns it off)")
+    method_settings = _add_method_settings(p, trainable())
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="start again although --out holds a checkpoint")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: each rank its own GPU)")
@@ -263,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --data FOLDER: decode images on the fly in N processes instead of loading the folder")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun on GPUs: BatchNorm statistics over the global batch (see distributed.py)")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, method_settings=method_settings)
 
     p = sub.add_parser("evaluate", help="every measure of every method on the evaluation images "
                                          "(several processes: torchrun --nproc_per_node N -m sr_lib evaluate ...)")

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import memory
 from .config import SCALE, Config
-from .models import build
+from .methods import build
 
 # The study's slides: receptive field in HR pixels and "MOPS per pixel" (the unit is not defined there).
 STUDY = {"generator": {"receptive_field_px": 192, "mops_per_pixel": 0.15},

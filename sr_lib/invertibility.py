@@ -8,7 +8,7 @@ import torch
 
 from .config import Config
 from .imaging import degrade
-from .models import ConditionalFlow
+from .methods.flow import ConditionalFlow
 
 # Round trips of a 3x64x64 image through the untrained-but-randomised flow stay below these
 # (measured with `check` over configs and seeds; see tests/test_invertibility.py and notebook 02).

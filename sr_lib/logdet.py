@@ -5,7 +5,7 @@ Brute force builds the full D x D Jacobian with autograd (D backward passes) and
 """
 import torch
 
-from .models import AffineCoupling
+from .methods.flow import AffineCoupling
 from .timing import seconds
 
 

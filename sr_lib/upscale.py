@@ -24,7 +24,8 @@ from .data import read_photo
 from .files import atomic_write
 from .imaging import check_images, upsample
 from .methods import METHODS
-from .models import ConditionalFlow, check_temperature
+from .methods.flow import ConditionalFlow
+from .models import check_temperature
 
 # LR pixels (a 768 px output tile). A 1500x1000 photo to 6000x4000 peaked at 1.2 GB (SR) and 2.5 GB (flow:
 # its z for the whole image, 0.3 GB, and the float64 probe of its receptive field) of process memory,

@@ -18,7 +18,9 @@ from sr_lib.config import get_config
 from sr_lib.data import load_folder
 from sr_lib.imaging import degrade
 from sr_lib.metrics import distortion, psnr, ssim
-from sr_lib.models import ConditionalFlow, Discriminator, Generator
+from sr_lib.methods.flow import ConditionalFlow
+from sr_lib.methods.srgan import Discriminator
+from sr_lib.models import Generator
 
 
 @pytest.fixture
@@ -91,9 +93,11 @@ def _cli_error(capsys, argv) -> str:
     (["train", "sr", "--steps", "3", "--lr", "1e12", "--out", "{tmp}/a"], "learning rate must be in (0, 1)"),
     (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--device", "foo"], "unknown device 'foo'"),
     (["evaluate", "--checkpoints", "{tmp}/nowhere"], "does not exist"),
-    (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--grid-weight", "1"], "--grid-weight is a term of SRGAN's"),
+    (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--grid-weight", "1"], "--grid-weight is not a setting of sr (its settings: --clip, --learning-rate)"),
     (["train", "srgan", "--steps", "1", "--out", "{tmp}/a", "--grid-weight", "nan"], "--grid-weight must be a number >= 0"),
-    (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--compile"], "--compile is for the flow"),
+    (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--compile"], "--compile is not for sr: compiled, the generator's training step ran slower"),
+    (["train", "srgan", "--steps", "1", "--out", "{tmp}/a", "--content", "vg"], "content loss must be 'l1' or 'vgg', got 'vg'"),
+    (["train", "flow", "--steps", "1", "--out", "{tmp}/a", "--clip", "-1"], "--clip must be a number > 0, got -1.0"),
 ])
 def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -181,10 +185,10 @@ def test_a_checkpoint_with_a_non_finite_weight_is_refused_everywhere(tiny_checkp
 
 
 def test_a_resume_whose_last_steps_are_skipped_still_writes_what_it_says(tiny, tmp_path, monkeypatch):
-    from sr_lib import train as train_module
+    from sr_lib.methods import sr
     from sr_lib.train import TrainSettings, train
     train(TrainSettings("sr", tiny, tmp_path, 2, show_progress=False))
-    monkeypatch.setattr(train_module, "guarded_step", lambda *a, **k: None)  # every update non-finite
+    monkeypatch.setattr(sr, "guarded_step", lambda *a, **k: None)  # every update non-finite
     train(TrainSettings("sr", tiny, tmp_path, 4, resume=True, show_progress=False))
     assert load_checkpoint(tmp_path / "sr.pt", "sr")["step"] == 4  # the batches used up, the weights of step 2
 

@@ -3,7 +3,8 @@ import torch
 
 from sr_lib.complexity import audit, count_macs, receptive_field
 from sr_lib.config import get_config
-from sr_lib.models import ConditionalFlow, Generator
+from sr_lib.methods.flow import ConditionalFlow
+from sr_lib.models import Generator
 
 
 def generator_macs_per_hr_pixel(ch: int, blocks: int) -> float:

@@ -18,7 +18,7 @@ from sr_lib.config import get_config
 from sr_lib.data import training_stream
 from sr_lib.imaging import degrade
 from sr_lib.methods import TEMPERATURES
-from sr_lib.models import build
+from sr_lib.methods import build
 from sr_lib.train import MEMORY_FORMAT, TrainSettings, learning_rate, stream_seed
 
 

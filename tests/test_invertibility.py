@@ -7,7 +7,7 @@ from sr_lib.cli import main
 from sr_lib.config import get_config
 from sr_lib.invertibility import (FLOAT32_BOUND, FLOAT64_BOUND, check, randomize_couplings, roundtrip,
                                   scale_coupling_outputs, random_pair)
-from sr_lib.models import ConditionalFlow
+from sr_lib.methods.flow import ConditionalFlow
 
 
 @pytest.mark.parametrize("name", ["tiny", "cpu"])

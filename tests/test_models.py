@@ -5,8 +5,9 @@ import torch
 
 from sr_lib.imaging import degrade
 from sr_lib.invertibility import randomize_couplings
-from sr_lib.models import (AffineCoupling, AffineInjector, ConditionalFlow, Discriminator, Generator,
-                           InvertibleConv1x1, icnr_, upsampling_stage)
+from sr_lib.methods.flow import AffineCoupling, AffineInjector, ConditionalFlow, InvertibleConv1x1
+from sr_lib.methods.srgan import Discriminator
+from sr_lib.models import Generator, icnr_, upsampling_stage
 
 
 def test_generator_and_discriminator_shapes(tiny):

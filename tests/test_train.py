@@ -1,3 +1,4 @@
+import importlib
 import json
 import math
 
@@ -5,12 +6,14 @@ import pytest
 import torch
 
 import sr_lib.train as train_module
+from sr_lib.methods import sr, srgan
 from sr_lib.errors import Interrupted
 from sr_lib.checkpoint import load_checkpoint, load_model, save_checkpoint
 from sr_lib.cli import main
 from sr_lib.config import get_config
 from sr_lib.imaging import degrade
-from sr_lib.models import ConditionalFlow, Generator
+from sr_lib.methods.flow import ConditionalFlow
+from sr_lib.models import Generator
 from sr_lib.train import TrainSettings, train
 
 
@@ -38,7 +41,8 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch, m
     straight = load_checkpoint(train(settings(with_sr(tmp_path / "a"), method, 4)), method)
     with_sr(tmp_path / "b")
     calls = {"n": 0}
-    real_step = train_module.guarded_step
+    module = importlib.import_module(f"sr_lib.methods.{method}")  # where the method's update calls it
+    real_step = module.guarded_step
 
     def interrupted_on_third_update(*args, **kwargs):
         calls["n"] += 1
@@ -46,11 +50,11 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch, m
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "guarded_step", interrupted_on_third_update)
+    monkeypatch.setattr(module, "guarded_step", interrupted_on_third_update)
     with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
         train(settings(tmp_path / "b", method, 4))
     assert load_checkpoint(tmp_path / "b" / f"{method}.pt", method)["step"] == 2  # the last periodic save
-    monkeypatch.setattr(train_module, "guarded_step", real_step)
+    monkeypatch.setattr(module, "guarded_step", real_step)
     resumed = load_checkpoint(train(settings(tmp_path / "b", method, 4, resume=True)), method)
     assert resumed["step"] == 4 and resumed["history"] == straight["history"]
     for part in ("model", "generator", "discriminator") if method == "srgan" else ("model",):
@@ -78,7 +82,7 @@ def test_srgan_and_flow_need_the_sr_checkpoint_then_train(tmp_path, method):
 
 
 def test_srgan_evaluates_with_a_moving_average_of_its_generator(tmp_path):
-    payload = load_checkpoint(train(settings(with_sr(tmp_path), "srgan", 3, ema_decay=0.5)), "srgan")
+    payload = load_checkpoint(train(settings(with_sr(tmp_path), "srgan", 3, hyper={"ema_decay": 0.5})), "srgan")
     start = load_checkpoint(tmp_path / "sr.pt", "sr")["model"]
     key = "tail.weight"
     ema, trained = payload["model"][key], payload["generator"][key]
@@ -90,7 +94,7 @@ def test_srgan_evaluates_with_a_moving_average_of_its_generator(tmp_path):
 
 def test_vgg_content_falls_back_to_l1_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
-    loss, used = train_module.content_loss("vgg")
+    loss, used = srgan.content_loss("vgg")
     assert used == "l1" and "vgg19-dcbb9e9d.pth" in capsys.readouterr().out
 
 
@@ -102,7 +106,7 @@ def test_non_finite_losses_skip_updates_then_stop_and_keep_the_last_good_checkpo
     if method == "flow":
         monkeypatch.setattr(ConditionalFlow, "bits_per_dim", lambda *a, **k: torch.full((2,), math.nan, requires_grad=True))
     else:  # the pixel loss and SRGAN's content loss
-        monkeypatch.setattr(train_module.F, "l1_loss", lambda *a, **k: torch.tensor(math.nan, requires_grad=True))
+        monkeypatch.setattr(sr.F, "l1_loss", lambda *a, **k: torch.tensor(math.nan, requires_grad=True))
     with pytest.raises(RuntimeError, match="10 non-finite losses in a row"):
         train(settings(tmp_path, method, 40, resume=True))
     assert "step 3: non-finite loss or gradient, update skipped (1 in a row)" in capsys.readouterr().out
@@ -128,7 +132,7 @@ def test_existing_checkpoints_are_not_overwritten_silently(tmp_path, capsys):
     assert load_checkpoint(tmp_path / "sr.pt", "sr")["step"] == 4
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         train(settings(tmp_path / "empty", "sr", 2, resume=True))
-    train(settings(tmp_path, "sr", 6, resume=True, learning_rate=1e-3))
+    train(settings(tmp_path, "sr", 6, resume=True, hyper={"learning_rate": 1e-3}))
     assert "note: resuming with learning_rate 0.001; the checkpoint's first 4 steps used 0.0002" in capsys.readouterr().out
     assert load_checkpoint(train(settings(tmp_path, "sr", 2, overwrite=True)), "sr")["step"] == 2
 
@@ -217,17 +221,18 @@ def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_pat
     for i in range(4):
         Image.fromarray(rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     straight = load_checkpoint(train(settings(tmp_path / "a", "sr", 4, data=str(folder), workers=2)), "sr")
-    real_step, calls = train_module.guarded_step, {"n": 0}
+    module = sr
+    real_step, calls = module.guarded_step, {"n": 0}
 
     def interrupted_on_third_update(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
-    monkeypatch.setattr(train_module, "guarded_step", interrupted_on_third_update)
+    monkeypatch.setattr(module, "guarded_step", interrupted_on_third_update)
     with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
         train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=2))
-    monkeypatch.setattr(train_module, "guarded_step", real_step)
+    monkeypatch.setattr(module, "guarded_step", real_step)
     resumed = load_checkpoint(train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=1, resume=True)), "sr")
     assert resumed["history"] == straight["history"]  # another worker count: the same batches
     assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())
@@ -249,7 +254,7 @@ def test_bf16_trains_the_generators_and_is_refused_for_the_flow(tmp_path):
         assert payload["step"] == 2 and all(torch.isfinite(v).all() for v in payload["model"].values()
                                             if v.is_floating_point())
         assert all(v.dtype != torch.bfloat16 for v in payload["model"].values())  # weights stay float32
-    with pytest.raises(ValueError, match="--bf16 is for SR and SRGAN: a flow must invert exactly"):
+    with pytest.raises(ValueError, match="--bf16 is not for flow: a flow must invert exactly"):
         settings(tmp_path, "flow", 2, bf16=True)
 
 
