@@ -4,6 +4,7 @@ been switched off there; `fail`, rank 1 raises an error in its third update, as 
 import sys
 
 from sr_lib import distributed, train
+from sr_lib.methods import sr
 from sr_lib.cli import main
 
 mode, argv = sys.argv[1], sys.argv[2:]
@@ -16,7 +17,7 @@ if mode == "stop":
             raise SystemExit(0)
     train._Run.save = save_then_stop
 elif mode == "fail":
-    step = train.guarded_step
+    step = sr.guarded_step  # where SR's update calls it (the failing run trains sr)
     calls = 0
 
     def failing_step(*args, **kwargs):
@@ -25,5 +26,5 @@ elif mode == "fail":
         if distributed.rank() == 1 and calls == 3:
             raise RuntimeError("simulated failure of rank 1")
         return step(*args, **kwargs)
-    train.guarded_step = failing_step
+    sr.guarded_step = failing_step
 sys.exit(main(argv))

@@ -90,15 +90,15 @@ def _one_process_sr(steps: int, shards: int, monkeypatch) -> dict:
         streams.append(training_stream("bundled", cfg.crop, cfg.batch // 2, stream_seed(settings.seed)))
     torch.manual_seed(settings.seed)
     gen = build("generator", cfg).to(memory_format=MEMORY_FORMAT).train()
-    opt = torch.optim.Adam(gen.parameters(), lr=settings.learning_rate)
+    opt = torch.optim.Adam(gen.parameters(), lr=settings.hyper.learning_rate)
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = learning_rate(settings.learning_rate, step, steps)
+            group["lr"] = learning_rate(settings.hyper.learning_rate, step, steps)
         hr, lr = (torch.cat(parts) for parts in zip(*(next(s) for s in streams)))
         loss = sum(F.l1_loss(gen(l), h) for h, l in zip(hr.chunk(shards), lr.chunk(shards))) / shards
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(gen.parameters(), settings.clip)
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), settings.hyper.clip)
         opt.step()
     return dict(gen.named_parameters())
 
