@@ -26,7 +26,7 @@ from ..models import check_matches
 from ..optim import guarded_step
 from ..weights import MissingWeights, weight_path
 from .base import Method, Settings, Trainer, register
-from .sr import run
+from .sr import PixelTrainer, run
 
 
 class Discriminator(nn.Module):
@@ -207,8 +207,7 @@ class AdversarialTrainer(Trainer):
     # 2017, as SAGAN): a spectrally normalised D that learns at the generator's pace lets the generator win
     # with artefacts (speckle, a 2 px grid) that D has not yet learnt to reject.
     rate_ratio = {"discriminator": 4.0}
-    refuses = {"compile": "compiled, the generator's training step ran slower on CPU (0.85x, measured when "
-                          "the option was planned), the flow's faster (README, 'Benchmarks')"}
+    refuses = PixelTrainer.refuses  # the same generator: the same reason against --compile
 
     def __init__(self, cfg, settings, start):
         super().__init__(cfg, settings, start)
