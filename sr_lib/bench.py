@@ -13,10 +13,11 @@
   steps and the references are timed interleaved, round after round, and each reports its median and
   spread (max / min over rounds), so another job slowing the machine for a while slows all of them, not one;
 * inference seconds per output megapixel of every method at a 256 px output, relative to bicubic;
-* interactive use, over one generator forward on the same 64 px LR image (`interactive`): K = 4 flow
-  draws of one image with its base computed once (`Method.prepare`) and, beside them, K draws each
-  recomputing it (the path before); notebook 05's temperature scrubber, one slider move, until its new
-  sample is shown and until its diversity over 4 draws is;
+* interactive use, over one generator forward on the same 64 px LR image (`interactive`): K = 4 draws of
+  one image by the first stochastic method (the flow) with what they share computed once
+  (`Method.prepare`) and, beside them, K draws each recomputing it (the path before); notebook 05's
+  temperature scrubber, one slider move, until its new sample is shown and until its diversity over 4
+  draws is;
 * on a GPU, the peak allocated memory of each;
 * on a CPU, the first method's training step with one thread against the default thread count
   (`threads.py`), the two interleaved over several rounds: on a machine whose other cores are busy one
@@ -32,10 +33,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import Config
 from .imaging import degrade, trusted_inputs
-from .invertibility import randomize_couplings
 from .logdet import compare_logdet_cost
 from .methods import METHODS, STUDY_TEMPERATURE, build
-from .methods.flow import AffineCoupling, ConditionalFlow
+from .methods.flow import AffineCoupling
 from .timing import seconds
 from .train import MEMORY_FORMAT, optimizers
 
@@ -68,6 +68,17 @@ def _peak(device, fn) -> int | None:
     return torch.cuda.max_memory_allocated(device)
 
 
+def untrained(net: torch.nn.Module, std: float = 0.02, seed: int = 0) -> torch.nn.Module:
+    """Every parameter tensor that is all zeros re-drawn at random, in place: a zero-initialised output
+    layer (the flow's couplings and injectors) would skip part of the work that a trained network does."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.any():
+                p.copy_(std * torch.randn(p.shape, generator=gen))
+    return net
+
+
 def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor, compiled: bool = False):
     """A callable doing one training update of method `name` with its defaults: its trainer's own `update`,
     as `train` runs it, in the memory order training uses, on freshly built networks (the network a
@@ -78,9 +89,7 @@ def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor, co
     start = build(METHODS[method.starts_from].network, cfg) if method.starts_from else None
     trainer = method.trainer(cfg, method.settings(), start).to(hr.device, MEMORY_FORMAT)
     for net in trainer.trained.values():
-        net.train()
-        if isinstance(net, ConditionalFlow):
-            randomize_couplings(net)  # zero-initialised outputs would skip part of the backward pass
+        untrained(net).train()
     parallel = {key: torch.compile(m) if compiled else m for key, m in trainer.objectives().items()}
     opts = optimizers(trainer)
 
@@ -143,11 +152,12 @@ def reference_conv(device: torch.device):
     return options[best][1], macs, best
 
 
-COMPILED = "flow, compiled"
+COMPILED = ", compiled"  # the suffix of a compiled step's name
 
 
 def _label(name: str) -> str:
-    return METHODS[name].label if name in METHODS else name
+    method = name.removesuffix(COMPILED)
+    return METHODS[method].label + name[len(method):]
 
 
 def generator_convs(cfg: Config, lr: torch.Tensor):
@@ -176,10 +186,11 @@ def generator_convs(cfg: Config, lr: torch.Tensor):
 
 def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int | None = None,
           logdet_sides=(2, 4, 8, 12), output_side: int = 256, min_run_time: float = 1.0,
-          compile_flow: bool = False) -> dict:
+          compiled: bool = False) -> dict:
     """Every measurement of the module docstring, for training steps of `batch` crops of `crop` px (default:
-    the configuration's, what training runs). compile_flow=True also times the flow's step compiled
-    (`train --compile`), after one call that compiles it (its seconds are reported)."""
+    the configuration's, what training runs). compiled=True also times, compiled (`train --compile`), the
+    step of every method whose trainer does not refuse it, after one call that compiles it (its seconds
+    are reported)."""
     device = torch.device(device)
     batch, crop = batch or cfg.batch, crop or cfg.crop
     torch.manual_seed(0)
@@ -196,13 +207,13 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
             step()
             _sync(device)
         steps[name] = synced
-    compile_seconds = None
-    if compile_flow:
-        compiled = training_step("flow", cfg, hr, lr, compiled=True)
+    compile_seconds = {}
+    for name in [name for name in steps if compiled and "compile" not in METHODS[name].trainer.refuses]:
+        step = training_step(name, cfg, hr, lr, compiled=True)
         start = time.perf_counter()
-        compiled()
-        compile_seconds = time.perf_counter() - start
-        steps[COMPILED] = lambda: (compiled(), _sync(device))
+        step()
+        compile_seconds[name + COMPILED] = time.perf_counter() - start
+        steps[name + COMPILED] = lambda step=step: (step(), _sync(device))
     conv, conv_macs, conv_format = reference_conv(device)
     convs = generator_convs(cfg, lr)
     timed = interleaved({"reference conv": conv, "generator convs": convs, **steps}, min_run_time=min_run_time / 3)
@@ -210,10 +221,10 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
     training, first_name = {}, next(iter(steps))
     for name, synced in steps.items():
         t, spread = timed[name]
-        eager = name != COMPILED  # the compiled step's kernels are not aten ops to count: the eager flow's MACs
+        eager = name in METHODS  # a compiled step's kernels are not aten ops to count: its eager step's MACs
         training[name] = {"hr_pixels_per_s": batch * crop * crop / t, "spread": spread,
                           "saved_activation_bytes": saved_activation_bytes(synced) if eager else None,
-                          "macs_per_step": step_macs(synced) if eager else training["flow"]["macs_per_step"],
+                          "macs_per_step": step_macs(synced) if eager else training[name.removesuffix(COMPILED)]["macs_per_step"],
                           "peak_bytes": _peak(device, synced)}
         training[name]["efficiency"] = training[name]["macs_per_step"] / t / conv_rate
     first = training[first_name]
@@ -231,7 +242,7 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
     lr_one = torch.rand(1, 3, output_side // 4, output_side // 4, device=device)
     inference = {}
     for name, method in METHODS.items():
-        model = build(method.network, cfg).to(device).eval() if method.network else None
+        model = untrained(build(method.network, cfg)).to(device).eval() if method.network else None
         t = STUDY_TEMPERATURE if method.stochastic else None
 
         def run(method=method, model=model, t=t):
@@ -240,8 +251,9 @@ def bench(cfg: Config, device: str = "cpu", batch: int | None = None, crop: int 
             _sync(device)
         inference[name] = {"seconds_per_megapixel": seconds(run, min_run_time) / (output_side ** 2 / 1e6),
                            "peak_bytes": _peak(device, run)}
+    baseline = next(iter(inference))  # the table's first method, the one without weights
     for row in inference.values():
-        row["vs_bicubic"] = row["seconds_per_megapixel"] / inference["bicubic"]["seconds_per_megapixel"]
+        row["vs_baseline"] = row["seconds_per_megapixel"] / inference[baseline]["seconds_per_megapixel"]
 
     coupling = AffineCoupling(12, cfg.gen_channels, cfg.flow_hidden, cfg.flow_scale_clamp)
     torch.nn.init.normal_(coupling.out.weight, std=0.05)
@@ -257,12 +269,13 @@ def interactive(cfg: Config, device, min_run_time: float = 0.3, draws: int = 4) 
     """Seconds of the interactive paths over one generator forward on the same LR image (64 px, a 256 px
     output), timed interleaved (median, spread): see the module docstring."""
     from .widgets import TemperatureScrubber
-    flow_method = next(m for m in METHODS.values() if m.stochastic)
-    generator, flow = build("generator", cfg).to(device).eval(), build(flow_method.network, cfg).to(device).eval()
-    randomize_couplings(flow)
+    models = {name: untrained(build(m.network, cfg)).to(device).eval() if m.network else None for name, m in METHODS.items()}
+    sampled = next(name for name, m in METHODS.items() if m.stochastic)  # what the scrubber draws
+    reference = next(name for name, m in METHODS.items() if m.network and not m.stochastic)  # the generator
+    method, model, generator = METHODS[sampled], models[sampled], models[reference]
     hr = torch.rand(3, 256, 256, generator=torch.Generator().manual_seed(0)).to(device)
     lr = degrade(hr[None])
-    scrubber = TemperatureScrubber({flow_method.name: flow, "sr": generator}, {"face": hr})
+    scrubber = TemperatureScrubber(models, {"face": hr})
     shown = []
     scrubber.flow_image.observe(lambda _: shown.append(time.perf_counter()), names="value")
     first_sample = []
@@ -283,10 +296,10 @@ def interactive(cfg: Config, device, min_run_time: float = 0.3, draws: int = 4) 
             with torch.no_grad():
                 gen = torch.Generator(device=device).manual_seed(0)
                 if prepared:
-                    flow_method.draws(flow, lr, STUDY_TEMPERATURE, draws, gen)
+                    method.draws(model, lr, STUDY_TEMPERATURE, draws, gen)
                 else:
                     for _ in range(draws):
-                        flow_method.run(flow, lr, STUDY_TEMPERATURE, gen)
+                        method.run(model, lr, STUDY_TEMPERATURE, gen)
             _sync(device)
         return run
 
@@ -294,8 +307,8 @@ def interactive(cfg: Config, device, min_run_time: float = 0.3, draws: int = 4) 
                          "draws, base each time": k_draws(False), "scrubber move": move}, min_run_time=min_run_time)
     unit = timed["generator forward"][0]
     return {"generator_forward_seconds": unit, "draws": draws,
-            "flow_draws_vs_generator": timed["draws"][0] / unit,
-            "flow_draws_recomputing_base_vs_generator": timed["draws, base each time"][0] / unit,
+            "sampled": sampled, "draws_vs_generator": timed["draws"][0] / unit,
+            "draws_recomputing_base_vs_generator": timed["draws, base each time"][0] / unit,
             "scrubber_move_vs_generator": timed["scrubber move"][0] / unit,
             "scrubber_first_sample_vs_generator": sorted(first_sample)[len(first_sample) // 2] / unit,
             "spread": {name: spread for name, (_, spread) in timed.items()}}
@@ -312,9 +325,11 @@ def format_bench(result: dict) -> str:
                  f"(ratios vs. {METHODS[first].label}):")
     for name, row in result["training"].items():
         peak = f", peak {row['peak_bytes'] / mib:.1f} MiB" if row["peak_bytes"] is not None else ""
+        eager = name.removesuffix(COMPILED)
         kept = (f"activations kept {row['saved_activation_bytes'] / mib:7.1f} MiB ({row['activations_vs_first']:.2f}x)"
                 if row["saved_activation_bytes"] is not None else
-                f"compiled in {result['compile_seconds']:.0f} s, {row['hr_pixels_per_s'] / result['training']['flow']['hr_pixels_per_s']:.2f}x the eager flow")
+                f"compiled in {result['compile_seconds'][name]:.0f} s, "
+                f"{row['hr_pixels_per_s'] / result['training'][eager]['hr_pixels_per_s']:.2f}x the eager step")
         lines.append(f"  {_label(name):14} {row['hr_pixels_per_s']:12,.0f} HR px/s ({row['throughput_vs_first']:.2f}x, "
                      f"spread {row['spread']:.2f}), {kept}{peak}")
     ref = result["reference_conv"]
@@ -330,13 +345,14 @@ def format_bench(result: dict) -> str:
                      + ", ".join(f"{n} thr {v:.2f}" for n, v in scaling["spread"].items())
                      + "; below 1: other jobs share these cores, use --threads 1)")
     lines.append(f"inference at a {result['output_side']} px output, seconds per output megapixel:")
+    baseline = METHODS[next(iter(result["inference"]))].label
     for name, row in result["inference"].items():
         peak = f", peak {row['peak_bytes'] / mib:.1f} MiB" if row["peak_bytes"] is not None else ""
-        lines.append(f"  {METHODS[name].label:14} {row['seconds_per_megapixel']:10.4f} ({row['vs_bicubic']:.0f}x bicubic){peak}")
+        lines.append(f"  {METHODS[name].label:14} {row['seconds_per_megapixel']:10.4f} ({row['vs_baseline']:.0f}x {baseline}){peak}")
     act = result["interactive"]
     lines += [f"interactive, over one generator forward on a 64 px LR image ({act['generator_forward_seconds'] * 1e3:.0f} ms):",
-              f"  {act['draws']} flow draws, base once        {act['flow_draws_vs_generator']:5.2f}x "
-              f"(base each time: {act['flow_draws_recomputing_base_vs_generator']:.2f}x)",
+              f"  {act['draws']} {METHODS[act['sampled']].label} draws, prepared once {act['draws_vs_generator']:5.2f}x "
+              f"(prepared each time: {act['draws_recomputing_base_vs_generator']:.2f}x)",
               f"  scrubber move, sample shown   {act['scrubber_first_sample_vs_generator']:5.2f}x "
               f"(with its diversity over {act['draws']} draws: {act['scrubber_move_vs_generator']:.2f}x)"]
     return "\n".join(lines)

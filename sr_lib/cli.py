@@ -207,7 +207,7 @@ def cmd_bench(args) -> None:
     if not 0 < args.min_run_time <= 60:
         raise ValueError(f"--min-run-time must be in (0, 60] seconds, got {args.min_run_time}")
     device = _device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop, compile_flow=args.compile,
+    result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop, compiled=args.compile,
                    min_run_time=args.min_run_time)
     _print_json(result) if args.json else print(format_bench(result))
 
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=None, help="training batch (default: the config's)")
     p.add_argument("--crop", type=int, default=None, help="HR crop side (default: the config's)")
     p.add_argument("--compile", action="store_true",
-                   help="also time the flow's training step compiled (train --compile)")
+                   help="also time compiled the training step of every method that allows train --compile")
     p.add_argument("--min-run-time", type=float, default=1.0,
                    help="seconds each timing block runs at least (smaller: quicker, noisier ratios)")
     p.add_argument("--json", action="store_true")

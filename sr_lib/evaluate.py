@@ -18,7 +18,6 @@ Memory therefore does not grow with the number of images beyond those bounds.
 `report.py` renders the result; `python -m sr_lib evaluate` prints it.
 """
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -26,7 +25,6 @@ from tqdm.auto import tqdm
 
 from . import distributed, intervals
 from .checkpoint import DEFAULT_CHECKPOINTS
-from .complexity import audit
 from .data import EvaluationSet
 from .imaging import degrade, range_and_null
 from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, load_methods, super_resolve
@@ -51,25 +49,18 @@ def load_perceptual(fid_dims: int = FID_DIMS) -> dict:
     return {**models, "fid_dims": fid_dims, "unavailable": unavailable}
 
 
-@lru_cache(maxsize=None)
-def _audit(cfg):
-    return audit(cfg)["models"]  # float64 receptive fields take seconds: once per configuration
-
-
 COST_LR_SIDE = 64  # every method is timed on the same seeded 64x64 LR input (a 256x256 output)
 
 
 def cost(name: str, model) -> dict:
-    """Parameters, MACs per HR pixel, receptive field and inference seconds per output megapixel.
+    """Parameters, MACs per HR pixel, receptive field (from the layer shapes, `Method.cost`) and inference
+    seconds per output megapixel.
 
     Timed on one fixed-size input, not on an evaluation image: on a tiny image the fixed overheads of a
     call dominate and the column becomes noise (one network measured at 190 and at 8.8 s/MP)."""
     method = METHODS[name]
     lr = torch.rand(1, 3, COST_LR_SIDE, COST_LR_SIDE, generator=torch.Generator().manual_seed(0))
-    row = {"params": 0, "macs_per_hr_pixel": None, "receptive_field_px": None}
-    if model is not None:
-        row.update({key: _audit(model.config)[method.network][key]
-                    for key in ("params", "macs_per_hr_pixel", "receptive_field_px")})
+    row = method.cost(getattr(model, "config", None))
     t = STUDY_TEMPERATURE if method.stochastic else None
     with torch.no_grad():
         elapsed = seconds(lambda: method.run(model, lr, t, None))
@@ -95,17 +86,18 @@ DIVERSITY_SAMPLES = 8
 
 
 @torch.no_grad()
-def diversity_maps(flow, hr: torch.Tensor, temperatures=DIVERSITY_TEMPERATURES, samples: int = DIVERSITY_SAMPLES,
-                   seed: int = 0) -> dict:
-    """Where the flow's samples of one image hr (1, 3, H, W) disagree, beside where the LR image leaves
-    the original's detail open (|null-space part|, notebook 06), and how well the two agree:
-    {'samples': {T: (S, 1, 3, H, W)}, 'spread': {T: (H, W)}, 'open': (H, W), 'correlation': {T: r}}."""
+def diversity_maps(model, hr: torch.Tensor, temperatures=DIVERSITY_TEMPERATURES, samples: int = DIVERSITY_SAMPLES,
+                   seed: int = 0, method: str | None = None) -> dict:
+    """Where a stochastic method's samples of one image hr (1, 3, H, W) disagree, beside where the LR image
+    leaves the original's detail open (|null-space part|, notebook 06), and how well the two agree:
+    {'samples': {T: (S, 1, 3, H, W)}, 'spread': {T: (H, W)}, 'open': (H, W), 'correlation': {T: r}}.
+    `method`: its name (default: the table's first stochastic method, the flow); `model`: its network."""
     lr = degrade(hr)
     gen = torch.Generator().manual_seed(seed)
     open_detail = range_and_null(hr)[1].abs().mean(dim=1)[0]
-    method = METHODS["flow"]
-    prepared = method.prepared(flow, lr)
-    drawn = {t: method.draws(flow, lr, t, samples, gen, prepared) for t in temperatures}
+    sampler = METHODS[method or next(name for name, m in METHODS.items() if m.stochastic)]
+    prepared = sampler.prepared(model, lr)
+    drawn = {t: sampler.draws(model, lr, t, samples, gen, prepared) for t in temperatures}
     spread = {t: spread_map(s)[0] for t, s in drawn.items()}
     return {"samples": drawn, "spread": spread, "open": open_detail,
             "correlation": {t: local_correlation(m, open_detail) for t, m in spread.items()}}

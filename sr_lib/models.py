@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config
+from . import reach
+from .config import SCALE, Config
 from .imaging import check_images, upsample
 
 
@@ -111,6 +112,16 @@ class Trunk(nn.Module):
         return features + self.body(features)
 
 
+def trunk_span(cfg: Config, span: reach.Span) -> reach.Span:
+    """LR positions the trunk's features at `span` see: the 9x9 head, then 2 * blocks + 1 3x3 convs."""
+    return reach.widen(span, 9 // 2 + 2 * cfg.gen_blocks + 1)
+
+
+def stage_span(span: reach.Span) -> reach.Span:
+    """Input positions of an upsampling stage's output `span`: its hold, its shuffle, its 3x3 conv."""
+    return reach.conv(reach.finer(reach.hold(span)), 3)
+
+
 class Generator(nn.Module):
     """SRGAN's generator: LR (N,3,h,w) -> HR (N,3,4h,4w); the pixel-shuffle convs start ICNR-initialised."""
 
@@ -131,3 +142,29 @@ class Generator(nn.Module):
         half = self.upsample[0](features)
         hr = upsample(lr) + self.tail(self.upsample[1](half))
         return (hr, (half, features)) if with_features else hr
+
+    # ------------------------------------------------ static cost, from the layer shapes (no forward pass)
+    @staticmethod
+    def lr_span(cfg: Config, hr: reach.Span) -> reach.Span:
+        """The LR positions HR positions `hr` see: the bicubic skip, and the tail, both stages and the trunk."""
+        return reach.union(reach.bicubic(hr, SCALE), trunk_span(cfg, stage_span(stage_span(reach.conv(hr, 9)))))
+
+    @staticmethod
+    def half_features_span(cfg: Config, half: reach.Span) -> reach.Span:
+        """The LR positions the features after the first stage (twice LR resolution) at `half` see."""
+        return trunk_span(cfg, stage_span(half))
+
+    @staticmethod
+    def macs_per_hr_pixel(cfg: Config) -> float:
+        """Per LR pixel the 9x9 head, the 2 * blocks + 1 body convs and the first upsampling conv; the
+        second upsampling conv runs at 4 positions per LR pixel, the 9x9 tail at 16."""
+        ch = cfg.gen_channels
+        per_lr_pixel = 81 * 3 * ch + (2 * cfg.gen_blocks + 1) * 9 * ch * ch + 9 * ch * 4 * ch
+        return per_lr_pixel / SCALE ** 2 + 9 * ch * 4 * ch / (SCALE // 2) ** 2 + 81 * ch * 3
+
+    @classmethod
+    def cost(cls, cfg: Config) -> dict:
+        """Parameters, multiply-accumulates per HR pixel and receptive field (HR px) of this network."""
+        return {"params": sum(p.numel() for p in cls(cfg).parameters()),
+                "macs_per_hr_pixel": cls.macs_per_hr_pixel(cfg),
+                "receptive_field_px": SCALE * reach.side(cls.lr_span(cfg, (0, 0)))}

@@ -22,7 +22,7 @@ from .data import HELDOUT_DETAIL
 from .evaluate import diversity_maps, evaluate
 from .errors import Interrupted
 from .files import atomic_write, remove_stale, writable_folder
-from .methods import STUDY_TEMPERATURE, TEMPERATURES, label, load_methods
+from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, label, load_methods
 from .plotting import DPI, comparison_figure, diversity_figure, perception_distortion_figure
 
 
@@ -151,8 +151,9 @@ def report(out: str | Path, checkpoints: str | Path = DEFAULT_CHECKPOINTS, data:
         result, pairs, outputs = evaluate(checkpoints, data, perceptual, temperatures,
                                           with_outputs=FIGURE_IMAGES, progress=progress)
         if distributed.is_main():  # under torchrun: one writer
-            flow = load_methods(checkpoints).get("flow")
-            maps = diversity_maps(flow, pairs[0][0]) if flow is not None else None
+            sampled = {name: model for name, model in load_methods(checkpoints).items() if METHODS[name].stochastic}
+            name = next(iter(sampled), None)
+            maps = diversity_maps(sampled[name], pairs[0][0], method=name) if name else None
             _swap_in(Path(out), result, pairs, outputs, maps)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {out} is as it was before this run") from None

@@ -3,15 +3,15 @@
 * Reading: `data.read_photo` (any bit depth, mode and EXIF orientation). An alpha channel is kept
   (upscaled bicubically: it has no texture to invent) or dropped, as asked. The photo *is* the LR input:
   nothing is downsampled first.
-* Tiling (`tiled`): the LR image is cut into tiles, each widened by a margin as wide as the network's
-  measured receptive field (`complexity`), so every kept output pixel sees exactly what it would see in
+* Tiling (`tiled`): the LR image is cut into tiles, each widened by the method's margin (half its
+  receptive field, `Method.margin`, from the layer shapes), so every kept output pixel sees exactly what it would see in
   one pass over the whole image: the result equals untiled inference up to float rounding, and memory
-  depends on the tile size, not on the photo's. For the flow, one latent z is drawn for the whole image
-  first and each tile takes its part of it, so a seed gives the same sample tiled or not.
+  depends on the tile size, not on the photo's. For a stochastic method, the noise is drawn once for the
+  whole image and each tile decodes its part of it (`Method.decode`), so a seed gives the same sample
+  tiled or not. Tiles and noise go to the device and dtype of the model's weights, results come back.
 * Writing: 8-bit PNG (grayscale in, grayscale out), written atomically; existing files are refused unless
   `overwrite`.
 """
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,23 +24,10 @@ from .data import read_photo
 from .files import atomic_write
 from .imaging import check_images, upsample
 from .methods import METHODS
-from .methods.flow import ConditionalFlow
+from .methods.base import latent, placed
 from .models import check_temperature
 
-# LR pixels (a 768 px output tile). A 1500x1000 photo to 6000x4000 peaked at 1.2 GB (SR) and 2.5 GB (flow:
-# its z for the whole image, 0.3 GB, and the float64 probe of its receptive field) of process memory,
-# torch included; --tile 96 saved 0.16 GB of it for SR (one thread each).
-DEFAULT_TILE = 192
-
-
-def margin(name: str, model) -> int:
-    """LR pixels each tile is widened by: half the network's measured receptive field, plus 2 for the
-    pixel shuffle's off-centre phases (bicubic: its 4-tap kernel)."""
-    from .complexity import flow_fields, generator_field
-    if model is None:
-        return 2
-    field = max(flow_fields(model.config)) if isinstance(model, ConditionalFlow) else generator_field(model.config)
-    return math.ceil(field / (2 * SCALE)) + 2
+DEFAULT_TILE = 192  # LR pixels, a 768 px output tile; the README's "Your own photo" gives the memory it peaks at
 
 
 def tiled(fn, lr: torch.Tensor, tile: int, pad: int, progress: str | None = None) -> torch.Tensor:
@@ -78,19 +65,17 @@ def upscale(name: str, model, lr: torch.Tensor, temperature: float | None = None
     if lr.shape[0] != 1:
         raise ValueError(f"upscale takes one image at a time, got a batch of {lr.shape[0]}")
     method = METHODS[name]
-    pad = margin(name, model) if pad is None else pad
-    device = next(model.parameters()).device if model is not None else lr.device  # each tile goes there
+    pad = method.margin(getattr(model, "config", None)) if pad is None else pad
     if not method.stochastic:
-        return tiled(lambda part, _: method.run(model, part.to(device), None, None), lr, tile, pad, progress)
+        return tiled(lambda part, _: method.run(model, placed(model, part), None, None), lr, tile, pad, progress)
     check_temperature(temperature)
-    gen = torch.Generator().manual_seed(seed)  # on the CPU: a seed is the same sample on any device
-    z = torch.randn(1, 3, SCALE * lr.shape[-2], SCALE * lr.shape[-1], generator=gen).mul_(temperature)
+    z = latent(lr, temperature, torch.Generator().manual_seed(seed))  # on the CPU: a seed is one sample anywhere
 
-    def invert(part, corner):
+    def decode(part, corner):
         top, left = (SCALE * c for c in corner)
         z_part = z[..., top:top + SCALE * part.shape[-2], left:left + SCALE * part.shape[-1]]
-        return model.inverse(z_part.to(device), part.to(device))[0]
-    return tiled(invert, lr, tile, pad, progress)
+        return method.decode(model, placed(model, part), placed(model, z_part), None)
+    return tiled(decode, lr, tile, pad, progress)
 
 
 def to_png_array(rgb: torch.Tensor, alpha: torch.Tensor | None, grayscale: bool) -> np.ndarray:

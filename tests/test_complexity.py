@@ -1,4 +1,5 @@
-"""The audit's measured figures against closed-form counts of the networks' layers."""
+"""The networks' costs from their layer shapes against what the flop counter and autograd measure."""
+import pytest
 import torch
 
 from sr_lib.complexity import audit, count_macs, receptive_field
@@ -7,21 +8,25 @@ from sr_lib.methods.flow import ConditionalFlow
 from sr_lib.models import Generator
 
 
-def generator_macs_per_hr_pixel(ch: int, blocks: int) -> float:
-    """Per LR pixel the 9x9 head, the 2*blocks+1 body convs and the first upsampling conv; the second
-    upsampling conv runs at 2x (4 per LR px), the 9x9 tail at 4x (16 per LR px)."""
-    per_lr_pixel = 81 * 3 * ch + (2 * blocks + 1) * 9 * ch * ch + 9 * ch * 4 * ch
-    return per_lr_pixel / 16 + 9 * ch * 4 * ch / 4 + 81 * ch * 3
+VARIANTS = [{}, {"flow_lr_couplings": 0}, {"flow_couplings": 0}, {"gen_blocks": 2, "flow_couplings": 3, "flow_lr_couplings": 2}]
 
 
-def test_generator_figures_match_the_layer_count(tiny):
-    gen = audit(tiny)["models"]["generator"]
-    assert gen["macs_per_hr_pixel"] == generator_macs_per_hr_pixel(tiny.gen_channels, tiny.gen_blocks)
-    assert gen["params"] == sum(p.numel() for p in Generator(tiny).parameters())
+@pytest.mark.parametrize("overrides", VARIANTS)
+def test_static_costs_equal_the_measured_ones(overrides):
+    """Each network's cost from its layer shapes (what evaluate, report and upscale use) against the
+    flop counter and the autograd receptive-field probe (the oracle), over several architectures."""
+    cfg = get_config("tiny", **overrides)
+    measured = audit(cfg)["models"]
+    for network, cls in (("generator", Generator), ("flow", ConditionalFlow)):
+        assert cls.cost(cfg) == {key: measured[network][key] for key in ("params", "macs_per_hr_pixel", "receptive_field_px")}
+    assert ConditionalFlow.fields(cfg) == (measured["flow"]["receptive_field_z_px"], measured["flow"]["receptive_field_lr_px"])
+
+
+def test_generator_field_by_hand(tiny):
     # field in LR px: 1 + 8 (9x9 head) + 2 per 3x3 body conv + 2 (first upsampling conv), then the second
     # upsampling conv adds 2 half-LR px = 1 and the 9x9 tail 8 HR px = 2; the two 2x2 zero-order holds add
     # 1 half-LR px and 1 HR px, 3/4 of an LR px, which reaches one more LR pixel: + 1; times 4 HR px per LR px
-    assert gen["receptive_field_px"] == 4 * (1 + 8 + 2 * (2 * tiny.gen_blocks + 1) + 2 + 1 + 2 + 1)
+    assert Generator.cost(tiny)["receptive_field_px"] == 4 * (1 + 8 + 2 * (2 * tiny.gen_blocks + 1) + 2 + 1 + 2 + 1)
 
 
 def test_paper_generator_has_the_studys_101772_macs_and_its_192_px_field_plus_the_holds_4():
@@ -34,17 +39,25 @@ def test_paper_generator_has_the_studys_101772_macs_and_its_192_px_field_plus_th
     assert field == 192 + 4  # the zero-order holds reach one more LR pixel (see above)
 
 
-def test_flow_figures_are_its_base_generator_plus_its_steps(tiny):
-    result = audit(tiny)["models"]
+def test_flow_macs_by_hand(tiny):
     h, c, k, k_lr = tiny.flow_hidden, tiny.gen_channels, tiny.flow_couplings, tiny.flow_lr_couplings
     # per half-resolution pixel and step: the 12x12 mixer, the injector's 1x1 conv c -> 24, and the
     # coupling's 3x3 convs 6 -> h -> h -> 12 plus its 1x1 condition projection c -> h
     half_step = 144 + 24 * c + 9 * 6 * h + c * h + 9 * h * h + 9 * h * 12
     # per LR pixel (16 HR px) and step: the same with 48 channels, split 24 | 24
     lr_step = 48 * 48 + 96 * c + 9 * 24 * h + c * h + 9 * h * h + 9 * h * 48
-    assert result["flow"]["macs_per_hr_pixel"] == (result["generator"]["macs_per_hr_pixel"]
-                                                   + k * half_step / 4 + k_lr * lr_step / 16)
-    assert result["flow"]["receptive_field_lr_px"] > result["generator"]["receptive_field_px"]
+    assert ConditionalFlow.macs_per_hr_pixel(tiny) == Generator.macs_per_hr_pixel(tiny) + k * half_step / 4 + k_lr * lr_step / 16
+    assert ConditionalFlow.fields(tiny)[1] > Generator.cost(tiny)["receptive_field_px"]
+
+
+def test_shipped_configurations_costs():
+    """The figures README and the report quote for the cpu and paper configurations, from the layer shapes."""
+    cpu, paper = get_config("cpu"), get_config("paper")
+    assert Generator.cost(paper)["receptive_field_px"] == 196 and Generator.cost(cpu)["receptive_field_px"] == 132
+    assert max(ConditionalFlow.fields(cpu)) == 244
+    assert round(ConditionalFlow.macs_per_hr_pixel(cpu) / Generator.macs_per_hr_pixel(cpu), 2) == 1.70
+    assert ConditionalFlow.fields(paper) == (292, 452) and ConditionalFlow.cost(paper)["params"] == 2_176_643
+    assert ConditionalFlow.macs_per_hr_pixel(paper) == 336_524
 
 
 def test_flow_field_wrt_z_grows_with_each_level():

@@ -10,7 +10,8 @@ from PIL import Image
 from sr_lib.checkpoint import DEFAULT_CHECKPOINTS, load_model
 from sr_lib.cli import main
 from sr_lib.data import read_photo
-from sr_lib.upscale import margin, to_8bit, upscale
+from sr_lib.methods import METHODS
+from sr_lib.upscale import to_8bit, upscale
 
 def _photo(h: int = 37, w: int = 53) -> np.ndarray:
     """A smooth colour image with edges: a downscaled bundled photograph (not noise: the networks' field
@@ -82,9 +83,29 @@ def test_tiled_output_equals_one_pass_and_a_margin_short_of_the_field_does_not(s
     assert tiles.shape == (1, 3, 148, 212) and tiles.dtype == torch.uint8
     differ = (tiles.int() - whole.int()).abs()
     assert differ.max() <= 1 and (differ > 0).float().mean() < 1e-3  # float rounding at a .5 boundary at most
-    assert margin(name, model) >= 18  # half the measured field (128 px, flow 244 px), in LR pixels
+    assert METHODS[name].margin(model.config) >= 18  # half the field (132 px, flow 244 px), in LR pixels
     seams = upscale(name, model, lr, 0.8, seed=3, tile=16, pad=2)
     assert (seams.int() - whole.int()).abs().max() > 10  # the test can fail: a narrow margin shows seams
+
+
+@pytest.mark.parametrize("name", ["sr", "flow"])
+def test_tiles_and_noise_go_to_the_models_device_and_dtype(shipped, name):
+    """A float64 copy of the model stands in for one on another device: float32 tiles or noise reaching
+    it unmoved would be refused (`check_matches`), moved they give the float32 result."""
+    import copy
+    lr = torch.from_numpy(_photo(20, 24)).permute(2, 0, 1)[None].float() / 255
+    single = upscale(name, shipped[name], lr, 0.8, seed=1, tile=8)
+    double = upscale(name, copy.deepcopy(shipped[name]).double(), lr, 0.8, seed=1, tile=8)
+    assert double.dtype == torch.uint8 and (double.int() - single.int()).abs().max() <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["sr", "flow"])
+def test_upscale_on_a_gpu_equals_the_cpu(shipped, name):
+    import copy
+    lr = torch.from_numpy(_photo(20, 24)).permute(2, 0, 1)[None].float() / 255
+    on_gpu = upscale(name, copy.deepcopy(shipped[name]).cuda(), lr, 0.8, seed=1, tile=8)
+    assert (on_gpu.int() - upscale(name, shipped[name], lr, 0.8, seed=1, tile=8).int()).abs().max() <= 1
 
 
 # ---------------------------------------------------------------- the command

@@ -10,6 +10,12 @@ new method appears everywhere once its file is imported in `methods/__init__.py`
   `prepare(model, lr)`: what every draw for this LR image shares (the flow's base and conditioning
   features), computed once; its `run` then takes it as a fifth argument, `prepared`, and gives the same
   output as without it, faster (`draws` passes it).
+* A stochastic method turns noise into an image: `decode(model, lr, noise, prepared)`, noise = T x N(0, I)
+  of the output's shape (`latent`); its `run` is `decode` of freshly drawn noise. Whoever cuts an image
+  into tiles (`upscale`) draws the noise once for the whole image and decodes each tile with its part.
+* Its cost comes from the architecture, not from running it: `cost(cfg)` (parameters, multiply-accumulates
+  per HR pixel, receptive field, each network's static `cost`) and `margin(cfg)`, what a tile needs around
+  it to come out as in one pass over the whole image.
 * `Trainer` subclasses build the networks a method trains from the configuration and its settings, and
   do one update on a batch: the same code for `train` and for `bench`.
 """
@@ -19,7 +25,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..config import Config
+from ..config import SCALE, Config
 from ..models import Generator
 
 # The networks checkpoints name ('network' in a payload), by name; each method's file adds its own.
@@ -103,6 +109,21 @@ class Method:
     starts_from: str | None = None  # the method whose checkpoint training starts from
     study: dict | None = None  # the study's {'fid': ..., 'lpips': ...}
     prepare: Callable | None = None  # prepare(model, lr) -> `run`'s `prepared`, shared by all draws
+    decode: Callable | None = None  # stochastic: decode(model, lr, noise, prepared) -> HR batch (unclamped)
+
+    def cost(self, cfg: Config | None) -> dict:
+        """Parameters, multiply-accumulates per HR pixel and receptive field (HR px) of what it evaluates
+        with, from the layer shapes (`complexity` measures the same with autograd); None where there is
+        no network."""
+        if self.network is None:
+            return {"params": 0, "macs_per_hr_pixel": None, "receptive_field_px": None}
+        return NETWORKS[self.network].cost(cfg)
+
+    def margin(self, cfg: Config | None) -> int:
+        """LR pixels a tile must be widened by so that its kept centre equals one pass over the whole image:
+        half the receptive field, plus 2 for the pixel shuffle's off-centre phases (bicubic: its 4-tap kernel)."""
+        field = self.cost(cfg)["receptive_field_px"]
+        return 2 if field is None else math.ceil(field / (2 * SCALE)) + 2
 
     def settings(self, **values) -> Settings:
         """This method's training settings: its defaults with `values` (None: the default) put in; a key
@@ -128,6 +149,23 @@ class Method:
             raise ValueError(f"draws needs a count of at least 1, got {count}")
         extra = () if self.prepare is None else (self.prepared(model, lr) if prepared is None else prepared,)
         return torch.stack([self.run(model, lr, temperature, generator, *extra).clamp(0, 1) for _ in range(count)])
+
+
+def latent(lr: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """temperature x N(0, I) noise of the HR shape of `lr` (N, 3, 4h, 4w), in lr's dtype and on its device,
+    drawn on the generator's device: with a CPU generator a seed is the same draw on any device."""
+    n, _, h, w = lr.shape
+    device = lr.device if generator is None else generator.device
+    noise = torch.randn(n, 3, SCALE * h, SCALE * w, generator=generator, dtype=lr.dtype, device=device)
+    return noise.to(lr.device).mul_(temperature)
+
+
+def placed(model: torch.nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """x on the device and in the dtype of the model's weights (as it is for a method without weights)."""
+    if model is None:
+        return x
+    weight = next(model.parameters())
+    return x.to(weight.device, weight.dtype)
 
 
 METHODS: dict[str, Method] = {}

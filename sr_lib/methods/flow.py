@@ -40,11 +40,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import reach
 from ..config import Config
 from ..imaging import SCALE, check_images, check_pair
-from ..models import Generator, check_matches, check_temperature, conv
+from ..models import Generator, check_matches, check_temperature, conv, trunk_span
 from ..optim import guarded_step
-from .base import Method, Settings, Trainer, register
+from .base import Method, Settings, Trainer, latent, register
 
 
 def squeeze(x: torch.Tensor) -> torch.Tensor:
@@ -281,10 +282,50 @@ class ConditionalFlow(nn.Module):
         `condition`: `condition(lr)`, when several samples of one LR image are drawn."""
         check_images(lr, "LR image")
         check_temperature(temperature)
-        n, _, h, w = lr.shape
-        device = lr.device if generator is None else generator.device  # a CPU generator: z moves to lr's device
-        z = torch.randn(n, 3, SCALE * h, SCALE * w, generator=generator, dtype=lr.dtype, device=device).to(lr.device)
-        return self.inverse(temperature * z, lr, condition=condition)[0]
+        return self.inverse(latent(lr, temperature, generator), lr, condition=condition)[0]
+
+
+    # ------------------------------------------------ static cost, from the layer shapes (no forward pass)
+    @staticmethod
+    def macs_per_hr_pixel(cfg: Config) -> float:
+        """The base generator's, plus per step and position of its level: the C x C mixer, the injector's
+        1x1 conv (features -> 2C), the coupling's 3x3 convs C/2 -> hidden -> hidden -> C and its 1x1
+        condition projection; a half-resolution position is 4 HR pixels, an LR one 16."""
+        c, h = cfg.gen_channels, cfg.flow_hidden
+
+        def step(channels: int) -> int:
+            return channels * channels + 2 * channels * c + 9 * (channels // 2) * h + c * h + 9 * h * h + 9 * h * channels
+        return (Generator.macs_per_hr_pixel(cfg) + cfg.flow_couplings * step(LEVEL_CHANNELS[HALF]) / 4
+                + cfg.flow_lr_couplings * step(LEVEL_CHANNELS[LOW]) / SCALE ** 2)
+
+    @staticmethod
+    def fields(cfg: Config) -> tuple[int, int]:
+        """Receptive fields (HR px) of one output pixel w.r.t. z and w.r.t. the LR image, sampling direction.
+
+        Undoing a step widens what its output sees of the step's input by 3 positions of its level (the
+        coupling subnet's three 3x3 convs on the half it passes) and sees the step's condition 2 positions
+        wide (1x1 projection, then two 3x3 convs); mixer and injector are 1x1. So the first step undone
+        (the last LR-level one) reaches furthest into the LR features, widened by every step after it."""
+        couplings, lr_couplings = cfg.flow_couplings, cfg.flow_lr_couplings
+        half = reach.finer((0, 0))  # the output pixel's position at half resolution
+        seen = [Generator.lr_span(cfg, (0, 0))]  # the base
+        if couplings:
+            seen.append(Generator.half_features_span(cfg, reach.widen(half, 3 * couplings - 1)))
+        below = reach.widen(half, 3 * couplings)  # what the half-resolution steps need of their input
+        if lr_couplings:
+            low = reach.finer(below)
+            seen.append(trunk_span(cfg, reach.widen(low, 3 * lr_couplings - 1)))
+            z_px = SCALE * reach.side(reach.widen(low, 3 * lr_couplings))  # one LR position: 4x4 HR px of z
+        else:
+            z_px = 2 * reach.side(below)
+        return z_px, SCALE * reach.side(reach.union(*seen))
+
+    @classmethod
+    def cost(cls, cfg: Config) -> dict:
+        """Parameters, multiply-accumulates per HR pixel (one sample) and receptive field (HR px: the wider
+        of z's and the LR image's, `fields`) of this network."""
+        return {"params": sum(p.numel() for p in cls(cfg).parameters()),
+                "macs_per_hr_pixel": cls.macs_per_hr_pixel(cfg), "receptive_field_px": max(cls.fields(cfg))}
 
 
 class Likelihood(nn.Module):
@@ -331,10 +372,14 @@ def run(model, lr: torch.Tensor, temperature: float, generator, prepared=None) -
     return model.sample(lr, temperature, generator=generator, condition=prepared)
 
 
+def decode(model, lr: torch.Tensor, noise: torch.Tensor, prepared=None) -> torch.Tensor:
+    return model.inverse(noise, lr, condition=prepared)[0]
+
+
 def prepare(model, lr: torch.Tensor):
     return model.condition(lr)
 
 
 METHOD = register(Method("flow", "flow", run, network="flow", stochastic=True, trainer=LikelihoodTrainer,
-                         starts_from="sr", study={"fid": 6.026, "lpips": 0.2061}, prepare=prepare),
+                         starts_from="sr", study={"fid": 6.026, "lpips": 0.2061}, prepare=prepare, decode=decode),
                   networks={"flow": ConditionalFlow})
