@@ -227,12 +227,13 @@ def center_crop(image: torch.Tensor, side: int) -> torch.Tensor:
 def training_stream(data: str, crop: int, batch: int, seed: int, workers: int = 0, rank: int = 0,
                     pin_memory: bool = False):
     """The training batches: bundled photographs or a folder held in memory (`RandomCrops`), or, with
-    `workers` > 0, a folder decoded on the fly in that many processes (`FolderStream`)."""
+    `workers` > 0, a folder decoded on the fly in that many processes (`FolderStream`). Both give the same
+    batch at the same step of the same folder, and their state is the step."""
     if workers > 0:
         if data == "bundled":
             raise ValueError("--workers reads an image folder on the fly; the bundled photographs are in memory")
         return FolderStream(data, crop, batch, seed, workers, rank, pin_memory)
-    return RandomCrops(training_images(data, crop), crop, batch, seed)
+    return RandomCrops(training_images(data, crop), crop, batch, seed, rank)
 
 
 def training_images(data: str, crop: int) -> dict[str, torch.Tensor]:
@@ -321,38 +322,48 @@ def random_crop(image: torch.Tensor, crop: int, generator: torch.Generator) -> t
     return patch.transpose(-1, -2) if transpose else patch
 
 
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """The generator of batch `step`: seeded from (seed, rank, step) alone, so any batch can be drawn
+    again, by any process, without the ones before it."""
+    return torch.Generator().manual_seed(hash((seed, rank, step)) & (2 ** 62 - 1))
+
+
 class RandomCrops:
-    """An endless, seeded stream of (HR, LR) batches of random crops, each in one of its 8 orientations.
+    """An endless, seeded stream of (HR, LR) batches of random crops, each in one of its 8 orientations,
+    from images held in memory. Batch `step` is a function of (seed, step) alone (`step_generator`), as
+    in `FolderStream`: its state is the next step, and either stream continues the other's.
 
     Flips and 90-degree rotations (the dihedral group) multiply the photographs' texture by eight
     without inventing pixels: faces and hair have no preferred orientation at the crop's scale.
     """
 
-    def __init__(self, images: dict[str, torch.Tensor], crop: int, batch: int, seed: int = 0):
+    def __init__(self, images: dict[str, torch.Tensor], crop: int, batch: int, seed: int = 0, rank: int = 0):
         if crop % 4:
             raise ValueError(f"crop size {crop} is not divisible by 4")
         self.images = [img for img in images.values() if min(img.shape[-2:]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop}x{crop} px")
-        self.crop, self.batch = crop, batch
-        self.generator = torch.Generator().manual_seed(seed)
+        self.crop, self.batch, self.seed, self.rank = crop, batch, seed, rank
+        self.step = 0
 
-    def _one(self) -> torch.Tensor:
-        image = self.images[torch.randint(len(self.images), (1,), generator=self.generator).item()]  # equally likely
-        return random_crop(image, self.crop, self.generator)
+    def batch_at(self, step: int) -> torch.Tensor:
+        gen = step_generator(self.seed, self.rank, step)
+        return torch.stack([random_crop(self.images[torch.randint(len(self.images), (1,), generator=gen).item()],
+                                        self.crop, gen) for _ in range(self.batch)])  # images equally likely
 
     def __iter__(self):
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        hr = torch.stack([self._one() for _ in range(self.batch)])
+        hr = self.batch_at(self.step)
+        self.step += 1
         return hr, degrade(hr)
 
     def state(self) -> torch.Tensor:
-        return self.generator.get_state()
+        return torch.tensor([self.step])
 
     def set_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
+        self.step = int(state[0])
 
 
 class FolderCrops(torch.utils.data.IterableDataset):
@@ -371,7 +382,7 @@ class FolderCrops(torch.utils.data.IterableDataset):
         """A file that fails to decode is skipped with a warning (once per worker) and another is drawn
         from the same generator: decoding fails the same way in every worker, so the stream stays a
         function of (seed, rank, step)."""
-        gen = torch.Generator().manual_seed(hash((self.seed, self.rank, step)) & (2 ** 62 - 1))
+        gen = step_generator(self.seed, self.rank, step)
         crops = []
         while len(crops) < self.batch:
             file = self.files[torch.randint(len(self.files), (1,), generator=gen).item()]

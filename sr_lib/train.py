@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import Config
-from .data import RandomCrops, training_stream
+from .data import training_stream
 from .errors import Interrupted
 from .files import OutputLock, atomic_write, writable_folder
 from .imaging import trusted_inputs
@@ -158,30 +158,20 @@ class _Run:
             if key in now and key != "seed" and value != now[key]:
                 print(f"note: resuming with {key} {now[key]!r}; "
                       f"the checkpoint's first {payload['step']} steps used {value!r}")
-        states = payload.get("rank_states") or [{"data": payload["data_state"], "rng": payload["rng_state"]}]
-        saved_in_memory = states[0]["data"].numel() > 1  # RandomCrops keeps an RNG state, FolderStream its step
-        continued = len(states) == distributed.world_size()  # else the stream restarts from seeds of the step
-        if continued and saved_in_memory != isinstance(self.stream, RandomCrops):
-            written, needed = ("--workers 0", "--workers N > 0") if saved_in_memory else ("--workers N > 0", "--workers 0")
-            raise ValueError(f"{self.path} drew its crops with {written}, this run with {needed}: the two data "
-                             f"streams cannot continue each other; resume with {written}")
+        states = payload["rank_states"]
         for name, module in self._modules().items():
             module.load_state_dict(payload[name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(payload[f"{name}_optimizer"])
         self.step, self.history = payload["step"], payload["history"]
         self.saved = self.step
+        self.stream.set_state(torch.tensor([self.step]))  # a batch is a function of (seed, rank, step)
         if len(states) == distributed.world_size():
             state = states[distributed.rank()]
-            self.stream.set_state(state["data"])
             torch.set_rng_state(state["rng"])
             if state.get("cuda_rng") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state(state["cuda_rng"], torch.device(self.settings.device))
         else:
-            if isinstance(self.stream, RandomCrops):
-                self.stream.generator.manual_seed(stream_seed(self.settings.seed, self.step))
-            else:  # a FolderStream: a function of the step
-                self.stream.set_state(torch.tensor([self.step]))
             torch.manual_seed(stream_seed(self.settings.seed + 1, self.step))
             if distributed.is_main():
                 print(f"note: {self.path} was written by {len(states)} process(es), this run has "

@@ -57,6 +57,13 @@ def random_perceptual():
     return {"lpips": lpips_net, "fid": inception, "fid_dims": 64, "unavailable": {}}
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests' modules first: pytest-xdist hands out whole modules in collection order, and a
+    two-minute test started last keeps one worker busy while the other has nothing left to do."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow") and hasattr(item, "module")}
+    items.sort(key=lambda item: getattr(getattr(item, "module", None), "__name__", "") not in slow)
+
+
 def pytest_configure(config):
     """Under pytest-xdist (`-n 2`, .ci/run) each worker computes with one thread: two workers on two
     cores, no oversubscription (the project's own advice for shared machines, threads.py)."""

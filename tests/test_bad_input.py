@@ -354,6 +354,7 @@ def test_training_workers_skip_a_broken_image(tiny, tmp_path):
     assert torch.equal(batch, FolderCrops([*files, tmp_path / "broken.png"], 32, 6, seed=0).batch_at(0))
 
 
+@pytest.mark.slow
 def test_a_report_is_replaced_whole_or_not_at_all(tiny_checkpoints, small_faces, tmp_path, capsys, monkeypatch):
     from sr_lib import report as report_module
     out = tmp_path / "report"

@@ -33,6 +33,8 @@ def launch(arguments: list[str], processes: int = 2, broken: str | None = None) 
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
+pytestmark = pytest.mark.torchrun  # runs after the parallel part of the suite, alone (.ci/run)
+
 def torchrun(*args: str, processes: int = 2, broken: str | None = None) -> subprocess.CompletedProcess:
     """`train ... --config tiny` under torchrun."""
     return launch(["train", "--config", "tiny", *args], processes, broken)

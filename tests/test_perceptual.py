@@ -41,6 +41,7 @@ def test_lpips_of_an_image_with_itself_is_zero_and_grows_with_noise(random_lpips
     assert 0 < d[0] < d[1]
 
 
+@pytest.mark.slow
 def test_fid_of_a_set_with_itself_is_about_zero_and_grows_with_noise(random_inception):
     patches = torch.rand(80, 3, 64, 64)
     with pytest.warns(UserWarning, match="80 samples < 192"):

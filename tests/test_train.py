@@ -221,29 +221,25 @@ def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_pat
     for i in range(4):
         Image.fromarray(rng.integers(0, 256, (48, 56, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     straight = load_checkpoint(train(settings(tmp_path / "a", "sr", 4, data=str(folder), workers=2)), "sr")
-    module = sr
-    real_step, calls = module.guarded_step, {"n": 0}
+    # held in memory (--workers 0), the folder gives the same batches
+    assert load_checkpoint(train(settings(tmp_path / "d", "sr", 4, data=str(folder))), "sr")["history"] == straight["history"]
+    real_step = sr.guarded_step
+    for first, then in ((2, 1), (0, 2), (2, 0)):  # interrupted with one worker count, resumed with another
+        calls = {"n": 0}
 
-    def interrupted_on_third_update(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-    monkeypatch.setattr(module, "guarded_step", interrupted_on_third_update)
-    with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
-        train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=2))
-    monkeypatch.setattr(module, "guarded_step", real_step)
-    resumed = load_checkpoint(train(settings(tmp_path / "b", "sr", 4, data=str(folder), workers=1, resume=True)), "sr")
-    assert resumed["history"] == straight["history"]  # another worker count: the same batches
-    assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())
-    # the in-memory stream (--workers 0) and the worker processes' cannot continue each other: refused
-    train(settings(tmp_path / "d", "sr", 2, data=str(folder)))
-    before = (tmp_path / "d" / "sr.pt").read_bytes()
-    with pytest.raises(ValueError, match="drew its crops with --workers 0, this run with --workers N > 0"):
-        train(settings(tmp_path / "d", "sr", 4, data=str(folder), workers=1, resume=True))
-    with pytest.raises(ValueError, match="drew its crops with --workers N > 0, this run with --workers 0"):
-        train(settings(tmp_path / "b", "sr", 6, data=str(folder), resume=True))
-    assert (tmp_path / "d" / "sr.pt").read_bytes() == before
+        def interrupted_on_third_update(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            return real_step(*args, **kwargs)
+        monkeypatch.setattr(sr, "guarded_step", interrupted_on_third_update)
+        folder_out = tmp_path / f"from{first}to{then}"
+        with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
+            train(settings(folder_out, "sr", 4, data=str(folder), workers=first))
+        monkeypatch.setattr(sr, "guarded_step", real_step)
+        resumed = load_checkpoint(train(settings(folder_out, "sr", 4, data=str(folder), workers=then, resume=True)), "sr")
+        assert resumed["history"] == straight["history"], (first, then)  # the same batches, continued
+        assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())
     with pytest.raises(ValueError, match="--workers reads an image folder"):
         train(settings(tmp_path / "c", "sr", 1, workers=2))
 
@@ -258,6 +254,7 @@ def test_bf16_trains_the_generators_and_is_refused_for_the_flow(tmp_path):
         settings(tmp_path, "flow", 2, bf16=True)
 
 
+@pytest.mark.slow
 def test_a_compiled_flow_trains_as_the_eager_one_and_saves_plain_weights(tmp_path, monkeypatch):
     """--compile runs the flow's loss through torch.compile: the same losses up to the fused kernels'
     rounding, and a checkpoint whose weight names are the eager model's (it loads anywhere)."""
