@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from . import __version__
 from .config import Config, get_config
 from .files import atomic_write
@@ -46,21 +47,21 @@ def load_checkpoint(path: str | Path, method: str | None, cfg: Config | None = N
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"{path} is corrupt or not a PyTorch checkpoint ({type(error).__name__}: {error})") from error
+        raise UserError(f"{path} is corrupt or not a PyTorch checkpoint ({type(error).__name__}: {error})") from error
     if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED):
-        raise ValueError(f"{path} is not an sr_lib checkpoint of this version (expected the keys {REQUIRED})")
+        raise UserError(f"{path} is not an sr_lib checkpoint of this version (expected the keys {REQUIRED})")
     broken = non_finite(payload)
     if broken:
-        raise ValueError(f"{path} holds non-finite values in {', '.join(broken[:3])}"
+        raise UserError(f"{path} holds non-finite values in {', '.join(broken[:3])}"
                          f"{f' and {len(broken) - 3} more' if len(broken) > 3 else ''}: refusing to use it "
                          "(train it again, or resume from an earlier copy)")
     if method is not None and payload["method"] != method:
-        raise ValueError(f"{path} holds a {payload['method']!r} model, not a {method!r} one")
+        raise UserError(f"{path} holds a {payload['method']!r} model, not a {method!r} one")
     if cfg is not None:
         theirs = config_of(payload)
         if theirs != cfg:
             differ = sorted(k for k in cfg.to_dict() if getattr(theirs, k) != getattr(cfg, k))
-            raise ValueError(f"{path} was trained with config {theirs.name!r}, which differs from "
+            raise UserError(f"{path} was trained with config {theirs.name!r}, which differs from "
                              f"{cfg.name!r} in {differ}")
     return payload
 
@@ -80,7 +81,7 @@ def config_of(payload: dict) -> Config:
     try:
         return get_config(saved.pop("name"), **saved)
     except TypeError as error:  # a field this version does not know
-        raise ValueError(f"checkpoint config does not fit this version of sr_lib: {error}") from error
+        raise UserError(f"checkpoint config does not fit this version of sr_lib: {error}") from error
 
 
 def load_model(path: str | Path, method: str | None, part: str = "model") -> tuple[torch.nn.Module, dict]:
@@ -91,10 +92,10 @@ def load_model(path: str | Path, method: str | None, part: str = "model") -> tup
     payload = load_checkpoint(path, method)
     network = payload["network"] if part == "model" else part
     if part not in payload:
-        raise ValueError(f"{path} holds no {part!r}")
+        raise UserError(f"{path} holds no {part!r}")
     model = build(network, config_of(payload))
     try:
         model.load_state_dict(payload[part])
     except RuntimeError as error:
-        raise ValueError(f"{path}: weights do not fit the {network} of its config ({error})") from error
+        raise UserError(f"{path}: weights do not fit the {network} of its config ({error})") from error
     return model.eval(), payload

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .config import CONFIGS, get_config
-from .errors import Interrupted
+from .errors import Interrupted, UserError
 
 
 def _print_json(result: dict) -> None:
@@ -24,9 +24,9 @@ def _device(name: str) -> str:
         return name
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but no CUDA GPU is available here; use --device cpu")
+            raise UserError(f"device {name!r} asked for, but no CUDA GPU is available here; use --device cpu")
         return name
-    raise ValueError(f"unknown device {name!r}; use cpu or cuda")
+    raise UserError(f"unknown device {name!r}; use cpu or cuda")
 
 
 def cmd_complexity(args) -> None:
@@ -39,13 +39,13 @@ def cmd_check_flow(args) -> None:
     from . import memory
     from .invertibility import BATCH, check
     if args.size < 4 or args.size % 4:
-        raise ValueError(f"--size must be a positive multiple of 4, got {args.size}")
+        raise UserError(f"--size must be a positive multiple of 4, got {args.size}")
     flow = None
     if args.checkpoint:  # a trained flow, checked as it is
         from .checkpoint import load_model
         flow, payload = load_model(args.checkpoint, None)
         if payload["network"] != "flow":
-            raise ValueError(f"{args.checkpoint} holds a {payload['network']}, not a flow")
+            raise UserError(f"{args.checkpoint} holds a {payload['network']}, not a flow")
     cfg, dtype = (flow.config if flow else get_config(args.config)), getattr(torch, args.dtype)
     memory.require(memory.flow_pass_bytes(cfg, args.size, BATCH, dtype), f"check-flow --size {args.size} ({args.dtype})",
                    "give a smaller --size" + (" or --dtype float32" if args.dtype == "float64" else ""))
@@ -111,12 +111,12 @@ def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
     from .models import check_temperature
     names = list(METHODS) if args.method == "all" else [args.method]
     if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+        raise UserError(f"--samples must be >= 1, got {args.samples}")
     if args.tile < 16:
-        raise ValueError(f"--tile must be at least 16 LR pixels, got {args.tile}")
+        raise UserError(f"--tile must be at least 16 LR pixels, got {args.tile}")
     check_temperature(args.temperature, "--temperature")
     if not 0 <= args.seed <= 2 ** 63 - args.samples:
-        raise ValueError(f"--seed must be in 0 .. 2**63 - {args.samples} (one seed per sample), got {args.seed}")
+        raise UserError(f"--seed must be in 0 .. 2**63 - {args.samples} (one seed per sample), got {args.seed}")
     photos = [Path(photo) for photo in args.images]
     for photo in photos:  # each exists, is a regular file and decodes whole, before any work
         check_photo(photo)
@@ -124,7 +124,7 @@ def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
             print(f"note: {photo} holds {frames(photo)} frames (animated or multi-page); upscaling the first")
     out = Path(args.out)
     if out.suffix.lower() in IMAGE_SUFFIXES - {".png"}:
-        raise ValueError(f"--out {out}: upscale writes PNG files; give a folder or a name ending in .png")
+        raise UserError(f"--out {out}: upscale writes PNG files; give a folder or a name ending in .png")
     jobs = []
     for photo in photos:
         for name in names:
@@ -135,18 +135,18 @@ def _upscale_jobs(args) -> list[tuple[Path, str, float | None, int, Path]]:
                 jobs.append((photo, name, args.temperature if stochastic else None, args.seed + k, path))
     if out.suffix.lower() == ".png":
         if len(jobs) > 1:
-            raise ValueError(f"--out {out} names one file, but {len(jobs)} outputs are asked for; give a folder")
+            raise UserError(f"--out {out} names one file, but {len(jobs)} outputs are asked for; give a folder")
         jobs = [job[:4] + (out,) for job in jobs]
     writable_folder(jobs[0][4].parent)
     sources = {}
     for photo, *_, path in jobs:
         if sources.setdefault(path, photo) != photo:  # e.g. a/face.png and b/face.png
-            raise ValueError(f"{sources[path]} and {photo} would both be written to {path}; "
+            raise UserError(f"{sources[path]} and {photo} would both be written to {path}; "
                              "upscale them into separate --out folders")
         if path.is_dir():
-            raise ValueError(f"--out {path} is a folder; give a folder for --out, or a .png file name")
+            raise UserError(f"--out {path} is a folder; give a folder for --out, or a .png file name")
         if path.exists() and not args.overwrite:
-            raise ValueError(f"{path} exists; pass --overwrite to replace it")
+            raise UserError(f"{path} exists; pass --overwrite to replace it")
     return jobs
 
 
@@ -161,7 +161,7 @@ def cmd_upscale(args) -> None:
         if METHODS[name].network is not None:
             path = Path(args.checkpoints) / f"{name}.pt"
             if not path.is_file():
-                raise ValueError(f"no {path}: train {name} (README) or pass --checkpoints with its folder")
+                raise UserError(f"no {path}: train {name} (README) or pass --checkpoints with its folder")
             models[name] = load_model(path, name)[0].to(device)
     written = 0
     try:
@@ -190,7 +190,7 @@ def cmd_weights(args) -> None:
             try:
                 print(f"fetching {key} ... {weights.fetch(key)}")
             except URLError as error:
-                raise ValueError(f"could not download {url} ({error.reason}); without internet, copy {name} "
+                raise UserError(f"could not download {url} ({error.reason}); without internet, copy {name} "
                                  f"into {weights.checkpoint_dir()} by hand") from error
     for key, (name, _, used_by) in weights.WEIGHTS.items():
         state = "present" if (weights.checkpoint_dir() / name).is_file() else "MISSING"
@@ -201,11 +201,11 @@ def cmd_weights(args) -> None:
 def cmd_bench(args) -> None:
     from .bench import bench, format_bench
     if args.batch is not None and args.batch < 1:
-        raise ValueError(f"--batch must be >= 1, got {args.batch}")
+        raise UserError(f"--batch must be >= 1, got {args.batch}")
     if args.crop is not None and (args.crop < 16 or args.crop % 4):
-        raise ValueError(f"--crop must be a multiple of 4 and at least 16 HR pixels, got {args.crop}")
+        raise UserError(f"--crop must be a multiple of 4 and at least 16 HR pixels, got {args.crop}")
     if not 0 < args.min_run_time <= 60:
-        raise ValueError(f"--min-run-time must be in (0, 60] seconds, got {args.min_run_time}")
+        raise UserError(f"--min-run-time must be in (0, 60] seconds, got {args.min_run_time}")
     device = _device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     result = bench(get_config(args.config), device, batch=args.batch, crop=args.crop, compiled=args.compile,
                    min_run_time=args.min_run_time)
@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; no file was half-written", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as error:  # bad input, missing or unwritable files: say what, no traceback
+    except (UserError, OSError) as error:  # bad input, missing or unwritable files: say what, no traceback;
+        # any other exception is a bug of the library and keeps its traceback
         if args.debug:
             traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)

@@ -5,6 +5,8 @@ ratios: ``python -m sr_lib complexity --config cpu``); `tiny` exists so the unit
 """
 from dataclasses import asdict, dataclass, replace
 
+from .errors import UserError
+
 SCALE = 4  # the super-resolution factor of the whole study
 
 
@@ -42,5 +44,5 @@ CONFIGS = {
 def get_config(name: str, **overrides) -> Config:
     """The named configuration, optionally with some fields replaced (e.g. ``flow_scale_clamp=None``)."""
     if name not in CONFIGS:
-        raise ValueError(f"unknown config {name!r}; choose one of {sorted(CONFIGS)}")
+        raise UserError(f"unknown config {name!r}; choose one of {sorted(CONFIGS)}")
     return replace(CONFIGS[name], **overrides)

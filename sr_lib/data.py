@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
 from .config import SCALE
 from .imaging import check_images, degrade
 
@@ -103,19 +104,19 @@ def open_photo(source) -> Image.Image:
     if isinstance(source, (str, Path)):
         mode = Path(source).stat().st_mode  # FileNotFoundError names a missing file
         if not stat.S_ISREG(mode):
-            raise ValueError(f"{name} is {'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}, not a photo")
+            raise UserError(f"{name} is {'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}, not a photo")
     try:
         image = Image.open(source)
     except Image.DecompressionBombError as error:  # PIL's guard (about 179 million pixels), named as ours
-        raise ValueError(f"{name} claims, in its header, more pixels than a photo this program upscales: "
+        raise UserError(f"{name} claims, in its header, more pixels than a photo this program upscales: "
                          f"its 4x output would exceed {MAX_OUTPUT_PIXELS:,} pixels") from error
     except UnidentifiedImageError as error:
         if _is_tiff(source):
-            raise ValueError(f"{name} is a TIFF whose pixel layout this program cannot read (for example "
+            raise UserError(f"{name} is a TIFF whose pixel layout this program cannot read (for example "
                              "floating-point RGB or RGBA); save it as an 8- or 16-bit TIFF or a PNG") from error
-        raise ValueError(f"{name} is not an image file this program can read (PNG, JPEG, TIFF, BMP, WebP, ...)") from error
+        raise UserError(f"{name} is not an image file this program can read (PNG, JPEG, TIFF, BMP, WebP, ...)") from error
     if image.width * image.height * SCALE ** 2 > MAX_OUTPUT_PIXELS:
-        raise ValueError(f"{name} is {image.width}x{image.height}: its 4x output would exceed "
+        raise UserError(f"{name} is {image.width}x{image.height}: its 4x output would exceed "
                          f"{MAX_OUTPUT_PIXELS:,} pixels")
     return image
 
@@ -139,7 +140,7 @@ def check_photo(source) -> None:
     try:
         read_photo(source, alpha="drop")
     except OSError as error:
-        raise ValueError(f"{source}: cannot be decoded ({error})") from error
+        raise UserError(f"{source}: cannot be decoded ({error})") from error
 
 
 def frames(source) -> int:
@@ -177,7 +178,7 @@ def read_photo(source, alpha: str = "keep") -> Photo:
     1-bit, 8-bit, 16-bit (divided by 65535, not clipped to white) and float grayscale, palette, RGB,
     RGBA/LA and CMYK (PIL's conversion). `alpha`: 'keep' or 'drop' its alpha channel."""
     if alpha not in ALPHA_MODES:
-        raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
+        raise UserError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
     with open_photo(source) as file:
         image = _to_srgb(ImageOps.exif_transpose(file))
         if image.mode == "P":
@@ -186,7 +187,7 @@ def read_photo(source, alpha: str = "keep") -> Photo:
         if mode in _INTEGER_DEPTH:  # 16-bit (or 32-bit integer) grayscale
             values = np.asarray(image, dtype=np.float64)
             if values.min() < 0 or values.max() > _INTEGER_DEPTH[mode]:
-                raise ValueError(f"{mode} image with values outside 0..65535: an unsupported bit depth")
+                raise UserError(f"{mode} image with values outside 0..65535: an unsupported bit depth")
             rgb, alpha_channel = torch.from_numpy(values / _INTEGER_DEPTH[mode]).float().expand(3, -1, -1), None
         elif mode == "F":  # 32-bit float grayscale: taken as already in [0, 1] (checked below)
             rgb, alpha_channel = torch.from_numpy(np.asarray(image, dtype=np.float32)).expand(3, -1, -1), None
@@ -213,7 +214,7 @@ def load_folder(path: str | Path, min_side: int) -> dict[str, torch.Tensor]:
             warnings.warn(f"{file}: converting {photo.mode} image to RGB", stacklevel=2)
         images[name] = photo.rgb
     if not images:
-        raise ValueError(f"no usable image (at least {min_side}x{min_side} px) in {path}")
+        raise UserError(f"no usable image (at least {min_side}x{min_side} px) in {path}")
     return images
 
 
@@ -231,7 +232,7 @@ def training_stream(data: str, crop: int, batch: int, seed: int, workers: int = 
     batch at the same step of the same folder, and their state is the step."""
     if workers > 0:
         if data == "bundled":
-            raise ValueError("--workers reads an image folder on the fly; the bundled photographs are in memory")
+            raise UserError("--workers reads an image folder on the fly; the bundled photographs are in memory")
         return FolderStream(data, crop, batch, seed, workers, rank, pin_memory)
     return RandomCrops(training_images(data, crop), crop, batch, seed, rank)
 
@@ -247,9 +248,9 @@ def _image_files(root: Path, min_side: int) -> dict[str, tuple[Path, int]]:
     """{relative name: (file, its shorter side)} of every image file under `root` at least min_side px on
     each side; only headers are read. Unreadable and small files are skipped with a warning."""
     if root.exists() and not root.is_dir():
-        raise ValueError(f"--data {root} is a file; give a folder of images (or 'bundled')")
+        raise UserError(f"--data {root} is a file; give a folder of images (or 'bundled')")
     if not root.is_dir():
-        raise ValueError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
+        raise UserError(f"image folder {root} does not exist; see README 'Data' for FFHQ/CelebA")
     files = {}
     for file in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         try:
@@ -263,7 +264,7 @@ def _image_files(root: Path, min_side: int) -> dict[str, tuple[Path, int]]:
             continue
         files[str(file.relative_to(root))] = file, min(w, h)
     if not files:
-        raise ValueError(f"no usable image (at least {min_side}x{min_side} px) in {root}")
+        raise UserError(f"no usable image (at least {min_side}x{min_side} px) in {root}")
     return files
 
 
@@ -294,7 +295,7 @@ class EvaluationSet:
             try:
                 return center_crop(read_photo(self._files[name][0], alpha="drop").rgb, self.side)
             except OSError as error:
-                raise ValueError(f"{self._files[name][0]}: cannot be decoded ({error})") from error
+                raise UserError(f"{self._files[name][0]}: cannot be decoded ({error})") from error
         image = self._images[name] if self._images else read_photo(self._files[name][0], alpha="drop").rgb
         return center_crop(image, self.side)
 
@@ -339,10 +340,10 @@ class RandomCrops:
 
     def __init__(self, images: dict[str, torch.Tensor], crop: int, batch: int, seed: int = 0, rank: int = 0):
         if crop % 4:
-            raise ValueError(f"crop size {crop} is not divisible by 4")
+            raise UserError(f"crop size {crop} is not divisible by 4")
         self.images = [img for img in images.values() if min(img.shape[-2:]) >= crop]
         if not self.images:
-            raise ValueError(f"no training image is at least {crop}x{crop} px")
+            raise UserError(f"no training image is at least {crop}x{crop} px")
         self.crop, self.batch, self.seed, self.rank = crop, batch, seed, rank
         self.step = 0
 
@@ -393,7 +394,7 @@ class FolderCrops(torch.utils.data.IterableDataset):
                     self.broken.add(file)
                     warnings.warn(f"{file}: skipped, not a readable image ({error})", stacklevel=2)
                 if len(self.broken) == len(self.files):
-                    raise ValueError(f"none of the {len(self.files)} images in the training folder can be decoded")
+                    raise UserError(f"none of the {len(self.files)} images in the training folder can be decoded")
                 continue
             crops.append(random_crop(image, self.crop, gen))
         return torch.stack(crops)

@@ -17,6 +17,8 @@ import os
 import sys
 
 import torch
+
+from .errors import UserError
 import torch.distributed as dist
 
 TIMEOUT = datetime.timedelta(minutes=10)
@@ -49,7 +51,7 @@ def setup(device: str) -> str:
     if device.startswith("cuda"):
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if local >= torch.cuda.device_count():
-            raise ValueError(f"rank {rank()} wants GPU {local}, but only {torch.cuda.device_count()} are visible")
+            raise UserError(f"rank {rank()} wants GPU {local}, but only {torch.cuda.device_count()} are visible")
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=TIMEOUT)

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .errors import UserError
 from . import distributed, intervals
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .data import EvaluationSet
@@ -195,7 +196,7 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
     keep = max(1, SWD_BUDGET // len(images))
     rank, ranks = distributed.rank(), distributed.world_size()
     if ranks > len(images):
-        raise ValueError(f"{ranks} processes for {len(images)} evaluation images: use at most one per image")
+        raise UserError(f"{ranks} processes for {len(images)} evaluation images: use at most one per image")
     originals, tallies, shown, skipped = Tally(keep, perceptual), {}, {}, []
     costs = {name: cost(name, model) for name, model in models.items()} if distributed.is_main() else None
     for index in tqdm(range(rank, len(images), ranks), desc="evaluate", unit="image",
@@ -214,7 +215,7 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
                 shown.setdefault(index, (hr, lr, {}))[2][name, t] = samples
     skipped = sorted(index for part in distributed.gather(skipped) for index in part)
     if len(skipped) == len(images):
-        raise ValueError(f"none of the {len(images)} evaluation images could be decoded")
+        raise UserError(f"none of the {len(images)} evaluation images could be decoded")
     costs = distributed.gather(costs)[0]  # rank 0's: the others skip the field probe and the timing
     shown = {index: item for part in distributed.gather(shown) for index, item in part.items()}
     pairs = [shown[index][:2] for index in sorted(shown)]

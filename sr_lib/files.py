@@ -6,6 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import UserError
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -62,12 +64,12 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
     stops on another error)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{option} {path} is a file, not a folder")
+        raise UserError(f"{option} {path} is a file, not a folder")
     existing = next(p for p in [path, *path.parents] if p.exists())
     if not existing.is_dir():
-        raise ValueError(f"{option} {path}: {existing} is a file, not a folder")
+        raise UserError(f"{option} {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: cannot write to {existing} (permission denied)")
+        raise UserError(f"{option} {path}: cannot write to {existing} (permission denied)")
     created = [p for p in [path, *path.parents] if not p.exists()]
     try:
         for attempt in range(3):
@@ -80,7 +82,7 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
                 if attempt == 2:
                     raise
     except OSError as error:
-        raise ValueError(f"{option} {path}: cannot create or write a file there ({error.strerror or error})") from error
+        raise UserError(f"{option} {path}: cannot create or write a file there ({error.strerror or error})") from error
     finally:
         for folder in created:  # innermost first
             try:
@@ -110,7 +112,7 @@ class OutputLock:
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
                 os.close(fd)
-                raise ValueError(f"{self.path} is being written by process {holder} (another run into the same "
+                raise UserError(f"{self.path} is being written by process {holder} (another run into the same "
                                  "--out); wait for it to finish or choose another --out") from None
             try:  # the file we locked may have been unlinked by a holder that just finished: lock anew
                 same = os.fstat(fd).st_ino == os.stat(self.lock).st_ino

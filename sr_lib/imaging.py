@@ -9,6 +9,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from .errors import UserError
 from .config import SCALE
 
 
@@ -36,25 +37,25 @@ def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3,
     """Raise ValueError naming the problem unless x is a non-empty, finite float batch (N, C, H, W), with
     C = `channels` (any when None) and, when `unit_range`, values on the [0, 1] scale."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        raise UserError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (N, {channels or 'C'}, H, W), got {tuple(x.shape)}")
+        raise UserError(f"{name} must have shape (N, {channels or 'C'}, H, W), got {tuple(x.shape)}")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} must have 3 (RGB) channels, got {x.shape[1]} in shape {tuple(x.shape)}; "
+        raise UserError(f"{name} must have 3 (RGB) channels, got {x.shape[1]} in shape {tuple(x.shape)}; "
                          "convert grayscale or RGBA images to RGB first")
     if x.numel() == 0:
-        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
+        raise UserError(f"{name} is empty: shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
+        raise UserError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
     if _TRUSTED:
         return x
     if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
+        raise UserError(f"{name} contains NaN or Inf values")
     if unit_range:
         low, high = x.min().item(), x.max().item()
         if low < VALUE_BOUNDS[0] or high > VALUE_BOUNDS[1]:
             hint = ": divide 8-bit values by 255" if high > 2 else ""
-            raise ValueError(f"{name} must hold values in [0, 1], got {low:.3g} to {high:.3g}{hint}")
+            raise UserError(f"{name} must hold values in [0, 1], got {low:.3g} to {high:.3g}{hint}")
     return x
 
 
@@ -64,9 +65,9 @@ def check_pair(hr: torch.Tensor, lr: torch.Tensor, hr_name: str = "HR image", un
     check_images(hr, hr_name, unit_range=unit_range)
     check_images(lr, "LR image")
     if hr.shape[0] != lr.shape[0]:
-        raise ValueError(f"{hr_name} and LR batch sizes differ: {hr.shape[0]} vs {lr.shape[0]}")
+        raise UserError(f"{hr_name} and LR batch sizes differ: {hr.shape[0]} vs {lr.shape[0]}")
     if tuple(hr.shape[-2:]) != (SCALE * lr.shape[-2], SCALE * lr.shape[-1]):
-        raise ValueError(f"{hr_name} size {tuple(hr.shape[-2:])} is not {SCALE}x the LR size {tuple(lr.shape[-2:])}")
+        raise UserError(f"{hr_name} size {tuple(hr.shape[-2:])} is not {SCALE}x the LR size {tuple(lr.shape[-2:])}")
 
 
 def degrade(hr: torch.Tensor) -> torch.Tensor:
@@ -79,7 +80,7 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
     """The linear map D that `degrade` applies, for any (N, C, H, W) tensor (residuals, null-space parts)."""
     h, w = x.shape[-2:]
     if h % SCALE or w % SCALE:
-        raise ValueError(f"HR size {(h, w)} is not divisible by the scale factor {SCALE}")
+        raise UserError(f"HR size {(h, w)} is not divisible by the scale factor {SCALE}")
     return F.interpolate(x, size=(h // SCALE, w // SCALE), mode="bicubic", antialias=True, align_corners=False)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .config import Config
 
 BASELINE_BYTES = 0.8e9  # the interpreter with torch imported, measured peak before any work
@@ -50,5 +51,5 @@ def require(need: float, what: str, advice: str) -> None:
     """Refuse (ValueError, exit status 2 from the command line) when `need` bytes are not available."""
     have = available_bytes()
     if need > have:
-        raise ValueError(f"{what} needs about {need / GB:.1f} GB of memory, {have / GB:.1f} GB are available "
+        raise UserError(f"{what} needs about {need / GB:.1f} GB of memory, {have / GB:.1f} GB are available "
                          f"here; {advice}")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from .errors import UserError
 from .config import SCALE
 from .imaging import check_images, degrade, upsample
 
@@ -34,7 +35,7 @@ def _check_comparable(output: torch.Tensor, target: torch.Tensor) -> None:
     check_images(output, "output", channels=None)
     check_images(target, "target", channels=None)
     if output.shape != target.shape:
-        raise ValueError(f"output and target shapes differ: {tuple(output.shape)} vs {tuple(target.shape)}")
+        raise UserError(f"output and target shapes differ: {tuple(output.shape)} vs {tuple(target.shape)}")
 
 
 def psnr(output: torch.Tensor, target: torch.Tensor, border: int = BORDER) -> float:

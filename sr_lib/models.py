@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import UserError
 from . import reach
 from .config import SCALE, Config
 from .imaging import check_images, upsample
@@ -28,7 +29,7 @@ MAX_TEMPERATURE = 2.0  # the latent's std; far beyond 1 the samples are noise an
 def check_temperature(temperature, name: str = "temperature") -> float:
     """Raise ValueError unless the latent temperature is a number from 0 to MAX_TEMPERATURE (NaN is not)."""
     if temperature is None or not math.isfinite(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
-        raise ValueError(f"{name} must be a number from 0 to {MAX_TEMPERATURE}, got {temperature}")
+        raise UserError(f"{name} must be a number from 0 to {MAX_TEMPERATURE}, got {temperature}")
     return temperature
 
 

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import torch
 
+from .errors import UserError
 from .config import SCALE
 from .imaging import check_images
 from .weights import weight_path
@@ -45,7 +46,7 @@ def lpips_distance(model: torch.nn.Module, output: torch.Tensor, target: torch.T
 def inception_model(dims: int = 2048) -> torch.nn.Module:
     """pytorch-fid's InceptionV3 returning `dims`-dimensional features (2048 = pool3, the standard FID)."""
     if dims not in FID_DIMS:
-        raise ValueError(f"FID feature size must be one of {FID_DIMS}, got {dims}")
+        raise UserError(f"FID feature size must be one of {FID_DIMS}, got {dims}")
     weight_path("inception")  # before importing pytorch-fid: nothing is loaded without its weights
     from pytorch_fid.inception import InceptionV3
     return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]]).eval()

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
 
+from .errors import UserError
+
 BACKGROUND = "#808080"
 DPI = 110  # figures are saved (report) and shown (notebooks) at this resolution
 MAX_WIDTH = 960  # px: about what a JupyterLab output area shows on a laptop without scaling an image down
@@ -25,7 +27,7 @@ def crop(image: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
     """The size x size square at (top, left) of a (…, H, W) tensor, checked to lie inside it."""
     h, w = image.shape[-2:]
     if size < 1 or not (0 <= top <= h - size and 0 <= left <= w - size):
-        raise ValueError(f"crop {size}x{size} at ({top}, {left}) does not fit a {h}x{w} image")
+        raise UserError(f"crop {size}x{size} at ({top}, {left}) does not fit a {h}x{w} image")
     return image[..., top:top + size, left:left + size]
 
 

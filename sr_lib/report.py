@@ -20,7 +20,7 @@ from . import distributed
 from .checkpoint import DEFAULT_CHECKPOINTS
 from .data import HELDOUT_DETAIL
 from .evaluate import diversity_maps, evaluate
-from .errors import Interrupted
+from .errors import Interrupted, UserError
 from .files import atomic_write, remove_stale, writable_folder
 from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, label, load_methods
 from .plotting import DPI, comparison_figure, diversity_figure, perception_distortion_figure
@@ -118,10 +118,10 @@ def check_report_folder(out: str | Path, overwrite: bool) -> Path:
     present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     foreign = [name for name in present if name not in REPORT_FILES]
     if foreign:
-        raise ValueError(f"--out {out} holds other files ({', '.join(foreign[:3])}"
+        raise UserError(f"--out {out} holds other files ({', '.join(foreign[:3])}"
                          f"{', ...' if len(foreign) > 3 else ''}); give a new or empty folder for the report")
     if present and not overwrite:
-        raise ValueError(f"--out {out} holds a report; pass --overwrite to replace it")
+        raise UserError(f"--out {out} holds a report; pass --overwrite to replace it")
     return out
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 
+from .errors import UserError
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXERCISE = re.compile(r'"""(Exercise (\d+\.\d+): [^\n"]+)')
 
@@ -21,7 +23,7 @@ def exercise_stub(source: str) -> str:
     """The code that replaces a cell's solution: NotImplementedError naming the exercise."""
     match = EXERCISE.search(source)
     if match is None:
-        raise ValueError(f"a solution cell without an 'Exercise N.M: ...' docstring:\n{source[:200]}")
+        raise UserError(f"a solution cell without an 'Exercise N.M: ...' docstring:\n{source[:200]}")
     text = match.group(1).rstrip(".").replace("Exercise", "exercise", 1).replace('"', "'").replace("\\", "\\\\")
     return f'raise NotImplementedError("{text} (write your code here, then run the check below)")'
 
@@ -31,7 +33,7 @@ def student_version(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookN
     try:
         from nbgrader.preprocessors import ClearSolutions
     except ModuleNotFoundError as missing:
-        raise ValueError(f"student versions need nbgrader ({missing}): pip install -e \".[course]\"") from missing
+        raise UserError(f"student versions need nbgrader ({missing}): pip install -e \".[course]\"") from missing
     notebook = nbformat.from_dict(notebook)  # a copy
     count = 0
     for index, cell in enumerate(notebook.cells):
@@ -48,7 +50,7 @@ def write_student_versions(out: str | Path, notebooks: Path = NOTEBOOKS) -> dict
     out = writable_folder(out)
     paths = sorted(Path(notebooks).glob("*.ipynb"))
     if not paths:
-        raise ValueError(f"no notebooks (*.ipynb) in {notebooks}")
+        raise UserError(f"no notebooks (*.ipynb) in {notebooks}")
     written = {}
     for path in paths:
         student, count = student_version(nbformat.read(path, as_version=4))

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
+
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "<quota> <period>" or "max <period>"
 
 
@@ -78,6 +80,6 @@ def use_threads(threads: int | None = None) -> int:
     """Set torch's intra-op threads (default: `default_threads()`); returns the number set."""
     threads = default_threads() if threads is None else threads
     if threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {threads}")
+        raise UserError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     return threads

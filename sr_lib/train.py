@@ -21,7 +21,7 @@ from . import distributed
 from .checkpoint import config_of, load_checkpoint, load_model, save_checkpoint
 from .config import Config
 from .data import training_stream
-from .errors import Interrupted
+from .errors import Interrupted, UserError
 from .files import OutputLock, atomic_write, writable_folder
 from .imaging import trusted_inputs
 from .methods import METHODS, Settings, trainable
@@ -53,24 +53,24 @@ class TrainSettings:
     def __post_init__(self):
         method = METHODS.get(self.method)
         if method is None or method.trainer is None:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {trainable()}")
+            raise UserError(f"unknown method {self.method!r}; choose one of {trainable()}")
         if not isinstance(self.hyper, method.trainer.Settings):
             self.hyper = method.settings(**dict(self.hyper))
         for option in ("bf16", "compile"):
             if getattr(self, option) and option in method.trainer.refuses:
-                raise ValueError(f"--{option} is not for {self.method}: {method.trainer.refuses[option]}")
+                raise UserError(f"--{option} is not for {self.method}: {method.trainer.refuses[option]}")
         if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
+            raise UserError(f"workers must be >= 0, got {self.workers}")
         if self.steps < 1 or self.save_every < 1:
-            raise ValueError(f"steps and save_every must be >= 1, got {self.steps} and {self.save_every}")
+            raise UserError(f"steps and save_every must be >= 1, got {self.steps} and {self.save_every}")
         if self.sync_batchnorm and not self.device.startswith("cuda"):
-            raise ValueError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
+            raise UserError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only)")
         if self.resume and self.overwrite:
-            raise ValueError("--resume continues the checkpoint and --overwrite starts again: choose one")
+            raise UserError("--resume continues the checkpoint and --overwrite starts again: choose one")
         if not 0 <= self.seed < 2 ** 63:
-            raise ValueError(f"--seed must be in 0 .. 2**63 - 1, got {self.seed}")
+            raise UserError(f"--seed must be in 0 .. 2**63 - 1, got {self.seed}")
         if self.cfg.batch % distributed.world_size():
-            raise ValueError(f"the batch of {self.cfg.batch} does not split over {distributed.world_size()} processes")
+            raise UserError(f"the batch of {self.cfg.batch} does not split over {distributed.world_size()} processes")
         self.out = writable_folder(self.out)
 
     def recorded(self) -> dict:
@@ -144,14 +144,14 @@ class _Run:
 
     def _restore(self, payload: dict) -> None:
         if payload.get("slim"):
-            raise ValueError(f"{self.path} is a slim, evaluation-only checkpoint: it cannot resume training")
+            raise UserError(f"{self.path} is a slim, evaluation-only checkpoint: it cannot resume training")
         missing = [f"{name}_optimizer" for name in self.optimizers if f"{name}_optimizer" not in payload]
         missing += [name for name in self._modules() if name != "model" and name not in payload]
         if missing:
-            raise ValueError(f"{self.path} cannot resume training: it holds no {', '.join(missing)} (written by "
+            raise UserError(f"{self.path} cannot resume training: it holds no {', '.join(missing)} (written by "
                              "another tool or trimmed); start again with --overwrite")
         if payload["step"] >= self.settings.steps:
-            raise ValueError(f"{self.path} is at step {payload['step']}, not before --steps {self.settings.steps}: "
+            raise UserError(f"{self.path} is at step {payload['step']}, not before --steps {self.settings.steps}: "
                              "nothing to train; raise --steps to continue")
         now = self.settings.recorded()
         for key, value in payload.get("settings", {}).items():
@@ -255,7 +255,7 @@ def starting_network(settings: TrainSettings) -> torch.nn.Module:
                                 f"({start_path} is missing)")
     gen, start_payload = load_model(start_path, start)
     if config_of(start_payload) != settings.cfg:
-        raise ValueError(f"{start_path} was trained with another config than {settings.cfg.name!r}")
+        raise UserError(f"{start_path} was trained with another config than {settings.cfg.name!r}")
     return gen
 
 

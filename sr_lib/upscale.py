@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .errors import UserError
 from .config import SCALE
 from .data import read_photo
 from .files import atomic_write
@@ -35,7 +36,7 @@ def tiled(fn, lr: torch.Tensor, tile: int, pad: int, progress: str | None = None
     (cut back at the image's border); the tiles' centres are assembled as 8-bit levels (1, 3, 4H, 4W),
     each stored as soon as it is done: a photo's float output never exists whole."""
     if tile < 1 or pad < 0:
-        raise ValueError(f"tile must be >= 1 and margin >= 0, got {tile} and {pad}")
+        raise UserError(f"tile must be >= 1 and margin >= 0, got {tile} and {pad}")
     _, _, h, w = lr.shape
     out = torch.empty(1, 3, SCALE * h, SCALE * w, dtype=torch.uint8)
     boxes = [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
@@ -63,7 +64,7 @@ def upscale(name: str, model, lr: torch.Tensor, temperature: float | None = None
     a generator of that seed), then each tile takes its part."""
     check_images(lr, "LR image")
     if lr.shape[0] != 1:
-        raise ValueError(f"upscale takes one image at a time, got a batch of {lr.shape[0]}")
+        raise UserError(f"upscale takes one image at a time, got a batch of {lr.shape[0]}")
     method = METHODS[name]
     pad = method.margin(getattr(model, "config", None)) if pad is None else pad
     if not method.stochastic:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .errors import UserError
 from .config import SCALE
 from .data import read_photo
 from .imaging import degrade, project_consistent
@@ -120,7 +121,7 @@ class TemperatureScrubber:
     def __init__(self, models: dict, images: dict[str, torch.Tensor], zoom_factor: int = 2):
         self.stochastic = _stochastic(models)
         if self.stochastic is None:
-            raise ValueError("the temperature scrubber needs the checkpoint of a method sampled at a temperature "
+            raise UserError("the temperature scrubber needs the checkpoint of a method sampled at a temperature "
                              "(flow.pt)")
         self.models, self.images, self.zoom_factor = models, images, zoom_factor
         self.image_choice = widgets.Dropdown(options=list(images), description="image")

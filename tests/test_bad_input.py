@@ -443,6 +443,19 @@ def test_debug_shows_the_traceback_of_a_user_error(capsys):
     assert "Traceback" in err and "error: --size must be a positive multiple of 4" in err
 
 
+def test_a_library_bug_keeps_its_traceback(monkeypatch):
+    """Only bad input (`UserError`) and file errors become one line: a ValueError from inside the library,
+    such as a tensor on the wrong device reaching a network, is a bug and must not look like bad input."""
+    from sr_lib import invertibility
+    from sr_lib.models import check_matches
+
+    def wrong_device(*args, **kwargs):
+        check_matches(torch.zeros(1, dtype=torch.float64), torch.nn.Linear(1, 1), "latent z")
+    monkeypatch.setattr(invertibility, "check", wrong_device)
+    with pytest.raises(ValueError, match="latent z is torch.float64"):
+        main(["check-flow", "--config", "tiny", "--size", "16"])
+
+
 def test_complexity_defaults_to_the_cpu_configuration():
     from sr_lib.cli import build_parser
     assert build_parser().parse_args(["complexity"]).config == "cpu"

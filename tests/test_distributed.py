@@ -73,7 +73,10 @@ def test_every_trainer_runs_on_two_processes_and_rank_0_alone_writes(two_process
         assert run.stdout.count("wrote ") == 1, run.stdout  # one line, from rank 0
         payload = load_checkpoint(folder / "full" / f"{name}.pt", name)
         assert payload["world_size"] == 2 and len(payload["rank_states"]) == 2
-        assert not torch.equal(payload["rank_states"][0]["data"], payload["rank_states"][1]["data"])
+        # each rank's data state is the step (its batches are a function of seed, rank and step); their
+        # noise generators differ
+        assert all(int(state["data"][0]) == payload["step"] for state in payload["rank_states"])
+        assert not torch.equal(payload["rank_states"][0]["rng"], payload["rank_states"][1]["rng"])
         assert len(payload["history"]) == payload["step"] and all(map(torch.isfinite, map(torch.tensor, [
             h[k] for h in payload["history"] for k in h])))
     assert sorted(p.name for p in (folder / "full").iterdir() if p.suffix == ".pt") == ["flow.pt", "sr.pt", "srgan.pt"]
@@ -89,7 +92,7 @@ def _one_process_sr(steps: int, shards: int, monkeypatch) -> dict:
     streams = []
     for rank in (0, 1):
         monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
-        streams.append(training_stream("bundled", cfg.crop, cfg.batch // 2, stream_seed(settings.seed)))
+        streams.append(training_stream("bundled", cfg.crop, cfg.batch // 2, stream_seed(settings.seed), rank=rank))
     torch.manual_seed(settings.seed)
     gen = build("generator", cfg).to(memory_format=MEMORY_FORMAT).train()
     opt = torch.optim.Adam(gen.parameters(), lr=settings.hyper.learning_rate)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ..errors import UserError
 from ..config import SCALE, Config
 from ..models import Generator
 
@@ -35,7 +36,7 @@ NETWORKS: dict[str, type] = {"generator": Generator}
 def build(network: str, cfg: Config) -> torch.nn.Module:
     """The network called `network` for a configuration (its `config` attribute remembers it)."""
     if network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r}; choose one of {sorted(NETWORKS)}")
+        raise UserError(f"unknown network {network!r}; choose one of {sorted(NETWORKS)}")
     return NETWORKS[network](cfg)
 
 
@@ -48,15 +49,15 @@ class Settings:
 
     def __post_init__(self):
         if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
-            raise ValueError(f"learning rate must be in (0, 1), got {self.learning_rate}")
+            raise UserError(f"learning rate must be in (0, 1), got {self.learning_rate}")
         if self.clip is not None and not (math.isfinite(self.clip) and self.clip > 0):
-            raise ValueError(f"--clip must be a number > 0, got {self.clip}")
+            raise UserError(f"--clip must be a number > 0, got {self.clip}")
 
     @staticmethod
     def non_negative(**values) -> None:
         for key, value in values.items():
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"--{key.replace('_', '-')} must be a number >= 0, got {value}")
+                raise UserError(f"--{key.replace('_', '-')} must be a number >= 0, got {value}")
 
 
 class Trainer:
@@ -129,13 +130,13 @@ class Method:
         """This method's training settings: its defaults with `values` (None: the default) put in; a key
         that is not one of its settings is refused, naming those it has."""
         if self.trainer is None:
-            raise ValueError(f"{self.name} is not trained")
+            raise UserError(f"{self.name} is not trained")
         known = {f.name for f in fields(self.trainer.Settings)}
         given = {key: value for key, value in values.items() if value is not None}
         unknown = sorted(set(given) - known)
         if unknown:
             flags = ", ".join(f"--{key.replace('_', '-')}" for key in sorted(known))
-            raise ValueError(f"--{unknown[0].replace('_', '-')} is not a setting of {self.name} (its settings: {flags})")
+            raise UserError(f"--{unknown[0].replace('_', '-')} is not a setting of {self.name} (its settings: {flags})")
         return self.trainer.Settings(**given)
 
     def prepared(self, model, lr: torch.Tensor):

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import UserError
 from .. import distributed
 from ..config import SCALE, Config
 from ..imaging import check_images, degrade
@@ -85,7 +86,7 @@ def content_loss(choice: str):
         except MissingWeights as missing:
             print(f"note: VGG content loss unavailable, using L1 instead: {missing}")
     elif choice != "l1":
-        raise ValueError(f"content loss must be 'l1' or 'vgg', got {choice!r}")
+        raise UserError(f"content loss must be 'l1' or 'vgg', got {choice!r}")
     return F.l1_loss, "l1"
 
 
@@ -196,9 +197,9 @@ class AdversarialSettings(Settings):
         self.non_negative(adv_weight=self.adv_weight, grid_weight=self.grid_weight,
                           consistency_weight=self.consistency_weight)
         if self.content not in ("l1", "vgg"):
-            raise ValueError(f"content loss must be 'l1' or 'vgg', got {self.content!r}")
+            raise UserError(f"content loss must be 'l1' or 'vgg', got {self.content!r}")
         if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+            raise UserError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
 
 
 class AdversarialTrainer(Trainer):
