@@ -57,11 +57,21 @@ def random_perceptual():
     return {"lpips": lpips_net, "fid": inception, "fid_dims": 64, "unavailable": {}}
 
 
+# Under pytest-xdist's `--dist loadgroup` (the README's test command) every test is handed out on its own,
+# except these, which must share one process: a notebook's cells (one kernel), and the modules whose
+# fixtures are expensive (a JupyterLab server, student notebooks, a report) or register a method.
+SHARED_MODULES = {"test_browser", "test_student", "test_comparison", "test_new_method"}
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """The slow tests' modules first: pytest-xdist hands out whole modules in collection order, and a
-    two-minute test started last keeps one worker busy while the other has nothing left to do."""
-    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow") and hasattr(item, "module")}
-    items.sort(key=lambda item: getattr(getattr(item, "module", None), "__name__", "") not in slow)
+    """Groups for pytest-xdist (above), and the slow tests first: xdist hands out groups first, then single
+    tests in this order, so the long ones start early and the workers finish together."""
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        if item.path.suffix == ".ipynb" or module in SHARED_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_configure(config):
