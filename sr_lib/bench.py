@@ -283,7 +283,7 @@ def interactive(cfg: Config, device, min_run_time: float = 0.3, draws: int = 4) 
     def move():
         shown.clear()
         start = time.perf_counter()
-        scrubber.slider.value = 1.0 if scrubber.slider.value != 1.0 else 0.8  # observers refresh
+        scrubber.slider.value = 1.0 if scrubber.slider.value != 1.0 else STUDY_TEMPERATURE  # observers refresh
         first_sample.append(shown[0] - start)
 
     def gen_forward():

@@ -191,11 +191,11 @@ def cmd_weights(args) -> None:
                 print(f"fetching {key} ... {weights.fetch(key)}")
             except URLError as error:
                 raise UserError(f"could not download {url} ({error.reason}); without internet, copy {name} "
-                                 f"into {weights.checkpoint_dir()} by hand") from error
+                                 f"into {weights.hub_checkpoints()} by hand") from error
     for key, (name, _, used_by) in weights.WEIGHTS.items():
-        state = "present" if (weights.checkpoint_dir() / name).is_file() else "MISSING"
+        state = "present" if (weights.hub_checkpoints() / name).is_file() else "MISSING"
         print(f"{state:8} {name:42} {used_by}")
-    print(f"folder: {weights.checkpoint_dir()}")
+    print(f"folder: {weights.hub_checkpoints()}")
 
 
 def cmd_bench(args) -> None:
@@ -231,6 +231,7 @@ def _add_method_settings(parser, methods: list[str]) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     from .checkpoint import DEFAULT_CHECKPOINTS
     from .methods import METHODS, STUDY_TEMPERATURE, trainable
+    from .perceptual import FID_SIZES, FID_STANDARD
     from .upscale import DEFAULT_TILE
     parser = argparse.ArgumentParser(prog="python -m sr_lib", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of a user error too")
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-every", type=int, default=200, help="write the checkpoint every N steps (and at the end)")
     p.add_argument("--bf16", action="store_true", help="sr and srgan: forward passes in bfloat16 autocast")
     p.add_argument("--compile", action="store_true",
-                   help="flow: compile its training step with torch.compile (about 30 s first, then faster)")
+                   help="compile the loss of each step (its forward passes) with torch.compile (about 30 s first); the flow only")
     p.add_argument("--workers", type=int, default=0,
                    help="with --data FOLDER: decode images on the fly in N processes instead of loading the folder")
     p.add_argument("--sync-bn", action="store_true",
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="bundled-heldout")
     p.add_argument("--out", required=True, help="a new or empty folder, or a report's folder with --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace the report already in --out")
-    p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
+    p.add_argument("--fid-dims", type=int, default=FID_STANDARD, choices=FID_SIZES,
                    help="Inception feature size for FID (2048 is the standard; smaller ones are labelled)")
     p.set_defaults(func=cmd_report)
 

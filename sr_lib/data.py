@@ -305,11 +305,6 @@ class EvaluationSet:
             yield name, self.read(name)
 
 
-def evaluation_images(data: str) -> dict[str, torch.Tensor]:
-    """All evaluation images at once (small sets: figures, tests); `EvaluationSet` streams them."""
-    return dict(EvaluationSet(data))
-
-
 def random_crop(image: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
     """A crop x crop window at a random place of image (3, H, W), in one of its 8 orientations."""
     top = torch.randint(image.shape[-2] - crop + 1, (1,), generator=generator).item()

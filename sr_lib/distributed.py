@@ -13,13 +13,14 @@ seconds; its summary names the failed rank and quotes its error (the error file 
 Collectives time out after `TIMEOUT` rather than hanging forever should a rank stall without failing.
 """
 import datetime
+import gc
 import os
 import sys
 
 import torch
+import torch.distributed as dist
 
 from .errors import UserError
-import torch.distributed as dist
 
 TIMEOUT = datetime.timedelta(minutes=10)
 
@@ -83,7 +84,10 @@ def report_failure(error: BaseException, checkpoint) -> None:
 
 
 def teardown() -> None:
+    """Leave the process group, after freeing what still refers to it (DistributedDataParallel wrappers
+    live in reference cycles: collected later, their gloo work would outlive the group)."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

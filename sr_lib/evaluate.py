@@ -30,16 +30,15 @@ from .data import EvaluationSet
 from .imaging import degrade, range_and_null
 from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, load_methods, super_resolve
 from .metrics import distortion, diversity, local_correlation, spread_map
-from .perceptual import (FeatureMoments, SWDReference, chroma_hf_ratio, fid_moments, fid_result, hf_energy_ratio, inception_model,
-                         lpips_distance, lpips_model, pyramid_descriptors)
+from .perceptual import (FID_PATCH, FID_STANDARD, FID_STRIDE, FeatureMoments, SWDReference, chroma_hf_ratio, fid_moments,
+                         fid_result, hf_energy_ratio, inception_model, lpips_distance, lpips_model, pyramid_descriptors)
 from .timing import seconds
 from .weights import MissingWeights
 
-FID_DIMS = 2048
 SWD_BUDGET = 8192  # descriptors per pyramid level and set (at least 1 per image); 45 x 45 per image are all kept below 4 images
 
 
-def load_perceptual(fid_dims: int = FID_DIMS) -> dict:
+def load_perceptual(fid_dims: int = FID_STANDARD) -> dict:
     """{'lpips': model or None, 'fid': model or None, 'fid_dims': .., 'unavailable': {metric: reason}}."""
     models, unavailable = {}, {}
     for name, build in (("lpips", lpips_model), ("fid", lambda: inception_model(fid_dims))):
@@ -241,7 +240,7 @@ def _evaluate_share(models, images, data, checkpoints, perceptual, temperatures,
     result = {"data": data, "images": [n for i, n in enumerate(images.names) if i not in skipped],
               "skipped": [images.names[i] for i in skipped], "checkpoints": str(checkpoints),
               "unavailable": perceptual["unavailable"],
-              "fid_protocol": {"dims": perceptual.get("fid_dims", FID_DIMS), "patch": 64, "stride": 32},
+              "fid_protocol": {"dims": perceptual.get("fid_dims", FID_STANDARD), "patch": FID_PATCH, "stride": FID_STRIDE},
               "swd_protocol": {"descriptors_per_image_and_level": keep, "budget": SWD_BUDGET},
               "processes": ranks, "rows": rows,
               "bootstrap": {"resamples": intervals.RESAMPLES, "level": intervals.LEVEL, "seed": intervals.SEED,

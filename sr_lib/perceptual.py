@@ -20,7 +20,8 @@ from .config import SCALE
 from .imaging import check_images
 from .weights import weight_path
 
-FID_DIMS = (64, 192, 768, 2048)
+FID_SIZES = (64, 192, 768, 2048)  # the feature sizes pytorch-fid offers
+FID_STANDARD = 2048  # pool3: the FID every paper reports
 FID_PATCH, FID_STRIDE = 64, 32
 
 
@@ -45,8 +46,8 @@ def lpips_distance(model: torch.nn.Module, output: torch.Tensor, target: torch.T
 # ---------------------------------------------------------------- FID
 def inception_model(dims: int = 2048) -> torch.nn.Module:
     """pytorch-fid's InceptionV3 returning `dims`-dimensional features (2048 = pool3, the standard FID)."""
-    if dims not in FID_DIMS:
-        raise UserError(f"FID feature size must be one of {FID_DIMS}, got {dims}")
+    if dims not in FID_SIZES:
+        raise UserError(f"FID feature size must be one of {FID_SIZES}, got {dims}")
     weight_path("inception")  # before importing pytorch-fid: nothing is loaded without its weights
     from pytorch_fid.inception import InceptionV3
     return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]]).eval()

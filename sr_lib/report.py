@@ -58,6 +58,7 @@ def markdown_table(result: dict) -> str:
         cells += ["n/a" if key in result["unavailable"] else _with_interval(r, key, digits) for _, key, digits in COLUMNS]
         cells += [_fmt(study.get("fid")), _fmt(study.get("lpips"), 4)]
         lines.append("| " + " | ".join(cells) + " |")
+    fid = result["fid_protocol"]
     notes = [f"\nImages: {', '.join(result['images'])} ({result['data']}); checkpoints: `{result['checkpoints']}`."
              + (f" Skipped, could not be decoded: {', '.join(result['skipped'])}." if result.get("skipped") else ""),
              "PSNR/SSIM on RGB with a 4 px border crop; LR-PSNR: output downsampled by the same bicubic "
@@ -70,7 +71,7 @@ def markdown_table(result: dict) -> str:
              "SWD: the drawn images' patches, against the same drawn originals). With a handful of images the "
              "interval only shows how far these images disagree, and is too narrow for the population of faces; "
              "an ordering of two rows needs their paired difference's interval (`evaluate.difference`) to exclude 0.",
-             f"FID: {result['fid_protocol']['dims']}-d Inception features of 64x64 px patches (every 32 px), first "
+             f"FID: {fid['dims']}-d Inception features of {fid['patch']}x{fid['patch']} px patches (every {fid['stride']} px), first "
              "sample per image.",
              f"The study does not state its sampling temperature; its flow scores stand next to T = {STUDY_TEMPERATURE}.",
              "Study scores: FFHQ-trained paper-size networks evaluated on CelebA (thousands of faces); ours: the "

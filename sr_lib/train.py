@@ -213,7 +213,7 @@ class _Run:
         for m in self.kept.values():
             m.eval()
         steps, bad_in_a_row, base_rate = self.settings.steps, 0, self.settings.hyper.learning_rate
-        forward = precision(self.settings)
+        autocast = precision(self.settings)
         bar = tqdm(total=steps, initial=self.step, desc=f"train {self.settings.method}",
                    disable=not (self.settings.show_progress and distributed.is_main()))
         while self.step < steps:
@@ -223,7 +223,7 @@ class _Run:
             hr, lr = (t.to(self.settings.device, non_blocking=True).contiguous(memory_format=MEMORY_FORMAT)
                       for t in next(self.stream))
             with trusted_inputs():  # the crops were checked when their photographs were read
-                losses = self.trainer.update(self.parallel, self.optimizers, hr, lr, forward)
+                losses = self.trainer.update(self.parallel, self.optimizers, hr, lr, autocast)
             self.step += 1  # this batch is used up, whether or not it updated the weights
             bar.update()
             if losses is None:

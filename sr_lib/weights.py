@@ -25,16 +25,18 @@ class MissingWeights(FileNotFoundError):
     """A backbone file is not in torch hub's cache."""
 
 
-def checkpoint_dir() -> Path:
+def hub_checkpoints() -> Path:
+    """torch hub's folder of downloaded weights, where LPIPS's AlexNet and FID's Inception are looked for
+    (not this project's checkpoints)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def weight_path(key: str) -> Path:
     """The cached file for `key`, or MissingWeights saying which file is missing and where it goes."""
     name, url, used_by = WEIGHTS[key]
-    path = checkpoint_dir() / name
+    path = hub_checkpoints() / name
     if not path.is_file():
-        raise MissingWeights(f"{used_by} needs {name} in {checkpoint_dir()} (not found; "
+        raise MissingWeights(f"{used_by} needs {name} in {hub_checkpoints()} (not found; "
                              f"`python -m sr_lib weights --fetch` downloads it from {url})")
     return path
 
@@ -42,7 +44,7 @@ def weight_path(key: str) -> Path:
 def fetch(key: str) -> Path:
     """Download one file into the cache and verify its hash prefix (needs the internet)."""
     name, url, _ = WEIGHTS[key]
-    target = checkpoint_dir() / name
+    target = hub_checkpoints() / name
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.hub.download_url_to_file(url, str(target), hash_prefix=name.rsplit("-", 1)[1].split(".")[0])
     return target

@@ -24,7 +24,7 @@ from .errors import UserError
 from .config import SCALE
 from .data import read_photo
 from .imaging import degrade, project_consistent
-from .methods import METHODS, STUDY_TEMPERATURE, label
+from .methods import METHODS, STUDY_TEMPERATURE, TEMPERATURES, label
 from .metrics import diversity, psnr
 from .perceptual import hf_energy_ratio
 from .plotting import crop, to_numpy, zoom
@@ -125,7 +125,8 @@ class TemperatureScrubber:
                              "(flow.pt)")
         self.models, self.images, self.zoom_factor = models, images, zoom_factor
         self.image_choice = widgets.Dropdown(options=list(images), description="image")
-        self.slider = widgets.FloatSlider(value=0.8, min=0.0, max=1.2, step=0.05, continuous_update=False,
+        self.slider = widgets.FloatSlider(value=STUDY_TEMPERATURE, min=0.0, max=max(TEMPERATURES), step=0.05,
+                                          continuous_update=False,
                                           description="latent temperature T (std of z)", readout_format=".2f",
                                           style={"description_width": "initial"}, layout={"width": "420px"})
         self.button = widgets.Button(description="new sample at this T", icon="refresh", layout={"width": "max-content"})
@@ -227,7 +228,8 @@ class PhotoUpscaler:
         self.stochastic = _stochastic(models)
         self.models, self.max_side, self.crop_px, self.display_px = models, max_side, crop_px, display_px
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="your photo")
-        self.slider = widgets.FloatSlider(value=STUDY_TEMPERATURE, min=0.0, max=1.2, step=0.1, continuous_update=False,
+        self.slider = widgets.FloatSlider(value=STUDY_TEMPERATURE, min=0.0, max=max(TEMPERATURES), step=0.1,
+                                          continuous_update=False,
                                           description="flow temperature T", readout_format=".1f",
                                           style={"description_width": "initial"})
         self.top = widgets.FloatSlider(value=0.5, min=0, max=1, step=0.05, description="crop top",

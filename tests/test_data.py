@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_lib.data import (HELDOUT_FACES, RandomCrops, bundled_heldout, bundled_training_images, evaluation_images,
+from sr_lib.data import (HELDOUT_FACES, RandomCrops, bundled_heldout, bundled_training_images,
                          load_folder)
 from sr_lib.imaging import degrade
 
@@ -90,7 +90,8 @@ def test_a_folder_given_for_evaluation_is_used_whole_at_one_common_size(tmp_path
     from PIL import Image
     for i, (w, h) in enumerate([(300, 280), (90, 120), (64, 200)]):
         Image.fromarray(np.full((h, w, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
-    images = evaluation_images(str(tmp_path))
+    from sr_lib.data import EvaluationSet
+    images = dict(EvaluationSet(str(tmp_path)))
     assert sorted(images) == ["0.png", "1.png", "2.png"]
     assert {tuple(image.shape) for image in images.values()} == {(3, 64, 64)}
 

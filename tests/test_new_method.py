@@ -55,8 +55,8 @@ class SharpenerTrainer(Trainer):
         super().__init__(cfg, settings, start)
         self.trained = {"model": Sharpener(cfg)}
 
-    def update(self, parallel, optimizers, hr, lr, forward):
-        with forward():
+    def update(self, parallel, optimizers, hr, lr, autocast):
+        with autocast():
             loss = F.l1_loss(parallel["model"](lr).float(), hr)
         grad_norm = guarded_step(optimizers["model"], loss, self.trained["model"].parameters(), self.settings.clip)
         return None if grad_norm is None else {"l1": loss.item(), "grad_norm": grad_norm}

@@ -69,8 +69,8 @@ class Trainer:
     * `losses`: {name: module whose forward computes the loss of trained[name]}, for networks whose
       objective must run inside one wrapped forward (DistributedDataParallel synchronises a forward);
 
-    and `update(parallel, optimizers, hr, lr, forward)` does one step: `parallel[name]` is `losses[name]` or
-    `trained[name]`, as DistributedDataParallel under torchrun; `forward()` is the context of forward
+    and `update(parallel, optimizers, hr, lr, autocast)` does one step: `parallel[name]` is `losses[name]` or
+    `trained[name]`, as DistributedDataParallel under torchrun; `autocast()` is the context of forward
     passes (bfloat16 autocast with --bf16). It returns the logged numbers, or None when the step was
     skipped (non-finite loss or gradient: `optim.guarded_step`).
 
@@ -95,7 +95,7 @@ class Trainer:
         """What `update` calls for each trained network (before wrapping): its loss module, or itself."""
         return {name: self.losses.get(name, net) for name, net in self.trained.items()}
 
-    def update(self, parallel: dict, optimizers: dict, hr: torch.Tensor, lr: torch.Tensor, forward) -> dict | None:
+    def update(self, parallel: dict, optimizers: dict, hr: torch.Tensor, lr: torch.Tensor, autocast) -> dict | None:
         raise NotImplementedError
 
 

@@ -362,7 +362,7 @@ class LikelihoodTrainer(Trainer):
         self.trained = {"model": flow}
         self.losses = {"model": Likelihood(flow)}
 
-    def update(self, parallel, optimizers, hr, lr, forward):
+    def update(self, parallel, optimizers, hr, lr, autocast):
         loss = parallel["model"](hr, lr)
         grad_norm = guarded_step(optimizers["model"], loss, self.trained["model"].parameters(), self.settings.clip)
         return None if grad_norm is None else {"bpd": loss.item(), "grad_norm": grad_norm}

@@ -127,15 +127,15 @@ def srgan_content(base, grid_weight: float | None = None, consistency_weight: fl
 
 
 def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float, clip: float | None,
-                     forward=contextlib.nullcontext) -> dict | None:
+                     autocast=contextlib.nullcontext) -> dict | None:
     """One generator update (content + fool D, D frozen), then one discriminator update (real above fake).
     D judges the same randomly shifted window of every crop (`shifted_window`). Under torchrun gen and
     disc are DistributedDataParallel: the generator's update calls the bare D (it trains only G), and D's
     update scores real and generated crops in one forward, so each of D's weights gets its gradient once.
-    `forward`: the context of the forward passes (`precision`)."""
+    `autocast`: the context of the forward passes (`train.precision`)."""
     window = shifted_window()
     judge = distributed.unwrap(disc)
-    with forward():
+    with autocast():
         fake = gen(lr).float()
         real_w, fake_w = window(hr), window(fake)
         judge.requires_grad_(False)
@@ -148,7 +148,7 @@ def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float
     judge.requires_grad_(True)
     if g_norm is None:
         return None
-    with forward():
+    with autocast():
         real_logit, fake_logit = disc(torch.cat([real_w, fake_w.detach()])).float().split(len(hr))
         d_loss = relativistic_loss(real_logit, fake_logit)
     if guarded_step(opt_d, d_loss, disc.parameters(), clip) is None:
@@ -224,10 +224,10 @@ class AdversarialTrainer(Trainer):
             self.base_content.to(device)
         return self
 
-    def update(self, parallel, optimizers, hr, lr, forward):
+    def update(self, parallel, optimizers, hr, lr, autocast):
         losses = adversarial_step(parallel["generator"], parallel["discriminator"], optimizers["generator"],
                                   optimizers["discriminator"], hr, lr, self.content, self.settings.adv_weight,
-                                  self.settings.clip, forward)
+                                  self.settings.clip, autocast)
         if losses is not None:
             update_ema(self.kept["model"], self.trained["generator"], self.settings.ema_decay)
         return losses
