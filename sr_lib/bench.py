@@ -32,7 +32,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import Config
-from .imaging import degrade, trusted_inputs
+from .imaging import degrade
 from .logdet import compare_logdet_cost
 from .methods import METHODS, STUDY_TEMPERATURE, build
 from .methods.flow import AffineCoupling
@@ -94,8 +94,7 @@ def training_step(name: str, cfg: Config, hr: torch.Tensor, lr: torch.Tensor, co
     opts = optimizers(trainer)
 
     def step():
-        with trusted_inputs():  # as in training: no value checks (host synchronisations) inside the step
-            return trainer.update(parallel, opts, hr, lr, contextlib.nullcontext)
+        return trainer.update(parallel, opts, hr, lr, contextlib.nullcontext)
     return step
 
 

@@ -4,7 +4,6 @@ Images are float tensors (N, 3, H, W) with values in [0, 1]. The low-resolution 
 high-resolution (HR) one downsampled 4x by antialiased bicubic interpolation (`degrade`); training,
 evaluation and the LR-consistency metric all call this one function.
 """
-import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -18,24 +17,14 @@ from .config import SCALE
 VALUE_BOUNDS = (-0.5, 1.5)
 
 
-_TRUSTED = []  # non-empty inside `trusted_inputs`
+def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3, unit_range: bool = True,
+                 values: bool = True) -> torch.Tensor:
+    """Raise UserError naming the problem unless x is a non-empty, finite float batch (N, C, H, W), with
+    C = `channels` (any when None) and, when `unit_range`, values on the [0, 1] scale.
 
-
-@contextlib.contextmanager
-def trusted_inputs():
-    """Inside, `check_images` checks shapes and dtypes but not values (NaN, range): each value check is a
-    device-to-host synchronisation on a GPU, once per network call. For training loops, whose crops come
-    from photographs checked when they were read."""
-    _TRUSTED.append(True)
-    try:
-        yield
-    finally:
-        _TRUSTED.pop()
-
-
-def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3, unit_range: bool = True) -> torch.Tensor:
-    """Raise ValueError naming the problem unless x is a non-empty, finite float batch (N, C, H, W), with
-    C = `channels` (any when None) and, when `unit_range`, values on the [0, 1] scale."""
+    values=False checks shape and dtype only. The networks' forwards do that: looking at the values (NaN,
+    range) is a device-to-host synchronisation on a GPU, so it happens once, where an image enters the
+    library (reading a photo, `degrade`, `Method.draws`, `upscale`, the metrics), not in every layer call."""
     if not isinstance(x, torch.Tensor):
         raise UserError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
@@ -47,7 +36,7 @@ def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3,
         raise UserError(f"{name} is empty: shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise UserError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
-    if _TRUSTED:
+    if not values:
         return x
     if not torch.isfinite(x).all():
         raise UserError(f"{name} contains NaN or Inf values")
@@ -59,11 +48,12 @@ def check_images(x: torch.Tensor, name: str = "image", channels: int | None = 3,
     return x
 
 
-def check_pair(hr: torch.Tensor, lr: torch.Tensor, hr_name: str = "HR image", unit_range: bool = True) -> None:
-    """Raise ValueError unless hr is exactly SCALE times lr in both spatial dimensions. hr may be a latent
+def check_pair(hr: torch.Tensor, lr: torch.Tensor, hr_name: str = "HR image", unit_range: bool = True,
+               values: bool = True) -> None:
+    """Raise UserError unless hr is exactly SCALE times lr in both spatial dimensions. hr may be a latent
     z or a network's output, named `hr_name`, with `unit_range` False: it has no [0, 1] range."""
-    check_images(hr, hr_name, unit_range=unit_range)
-    check_images(lr, "LR image")
+    check_images(hr, hr_name, unit_range=unit_range, values=values)
+    check_images(lr, "LR image", values=values)
     if hr.shape[0] != lr.shape[0]:
         raise UserError(f"{hr_name} and LR batch sizes differ: {hr.shape[0]} vs {lr.shape[0]}")
     if tuple(hr.shape[-2:]) != (SCALE * lr.shape[-2], SCALE * lr.shape[-1]):

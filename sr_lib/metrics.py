@@ -14,7 +14,7 @@ from skimage.metrics import structural_similarity
 
 from .errors import UserError
 from .config import SCALE
-from .imaging import check_images, degrade, upsample
+from .imaging import check_images, degrade, downsample, upsample
 
 BORDER = SCALE
 
@@ -91,7 +91,7 @@ def grid_pattern(x: torch.Tensor) -> torch.Tensor:
     image) at each of the 16 positions within the LR pixels' 4x4 blocks. A natural image's detail does
     not care where the LR grid lies, so these 16 means are nearly equal; a lattice of dots is a pattern
     repeated in every block, and it shows here however faint it is per pixel."""
-    detail = x - upsample(degrade(x))
+    detail = x - upsample(downsample(x))  # x may be a network output in training: no value check
     n, c, h, w = detail.shape
     return detail.reshape(n, c, h // SCALE, SCALE, w // SCALE, SCALE).mean(dim=(2, 4)).reshape(n, c, SCALE * SCALE)
 

@@ -137,7 +137,7 @@ class Generator(nn.Module):
     def forward(self, lr: torch.Tensor, with_features: bool = False):
         """The HR estimate; with_features=True also returns the trunk's features (N, ch, h, w) and those
         after the first upsampling stage (N, ch, 2h, 2w): the flow conditions its two levels on them."""
-        check_images(lr, "LR image")
+        check_images(lr, "LR image", values=False)  # shape and dtype; values where images enter (`check_images`)
         check_matches(lr, self, "LR image")
         features = self.trunk(lr)
         half = self.upsample[0](features)

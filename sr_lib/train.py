@@ -23,7 +23,6 @@ from .config import Config
 from .data import training_stream
 from .errors import Interrupted, UserError
 from .files import OutputLock, atomic_write, writable_folder
-from .imaging import trusted_inputs
 from .methods import METHODS, Settings, trainable
 
 MAX_BAD_STEPS = 10
@@ -222,8 +221,7 @@ class _Run:
                     group["lr"] = learning_rate(base_rate, self.step, steps) * self.trainer.rate_ratio.get(name, 1.0)
             hr, lr = (t.to(self.settings.device, non_blocking=True).contiguous(memory_format=MEMORY_FORMAT)
                       for t in next(self.stream))
-            with trusted_inputs():  # the crops were checked when their photographs were read
-                losses = self.trainer.update(self.parallel, self.optimizers, hr, lr, autocast)
+            losses = self.trainer.update(self.parallel, self.optimizers, hr, lr, autocast)
             self.step += 1  # this batch is used up, whether or not it updated the weights
             bar.update()
             if losses is None:

@@ -18,6 +18,7 @@ from sr_lib.config import get_config
 from sr_lib.data import load_folder
 from sr_lib.imaging import degrade
 from sr_lib.metrics import distortion, psnr, ssim
+from sr_lib.methods import METHODS
 from sr_lib.methods.flow import ConditionalFlow
 from sr_lib.methods.srgan import Discriminator
 from sr_lib.models import Generator
@@ -47,7 +48,7 @@ def test_metrics_refuse_nan_instead_of_reporting_a_perfect_score():
 def test_eight_bit_values_as_floats_are_refused_with_the_fix(tiny):
     lr = torch.rand(1, 3, 8, 8) * 255
     with pytest.raises(ValueError, match=r"values in \[0, 1\], got .* divide 8-bit values by 255"):
-        Generator(tiny)(lr)
+        METHODS["sr"].draws(Generator(tiny), lr, None, 1, None)
     with pytest.raises(ValueError, match="divide 8-bit values by 255"):
         psnr(lr, lr / 255)
     with pytest.raises(ValueError, match="divide 8-bit values by 255"):
@@ -132,15 +133,17 @@ def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path, capsys):
     assert "permission denied" in err
 
 
-def test_trusted_inputs_skip_only_the_value_checks_and_only_inside():
-    from sr_lib.imaging import check_images, trusted_inputs
+def test_networks_check_shapes_and_the_entry_points_check_values(tiny):
+    """A network's forward looks at no value (each look is a host synchronisation on a GPU, in every
+    training step): NaN goes through it; where an image enters the library, it is refused."""
     bad = torch.full((1, 3, 4, 4), math.nan)
-    with trusted_inputs():
-        check_images(bad)  # no device-to-host sync for the values
-        with pytest.raises(ValueError, match="3 \\(RGB\\) channels"):
-            check_images(torch.rand(1, 2, 4, 4))  # shapes are still checked
+    assert Generator(tiny)(bad).isnan().all()
+    with pytest.raises(ValueError, match="3 \\(RGB\\) channels"):
+        Generator(tiny)(torch.rand(1, 2, 4, 4))  # shapes are still checked
     with pytest.raises(ValueError, match="NaN"):
-        check_images(bad)
+        METHODS["sr"].draws(Generator(tiny), bad, None, 1, None)
+    with pytest.raises(ValueError, match="NaN"):
+        degrade(torch.full((1, 3, 16, 16), math.nan))
 
 
 # ---------------------------------------------------------------- the third battery: nothing lost, nothing silently wrong

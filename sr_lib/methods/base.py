@@ -27,6 +27,7 @@ import torch
 
 from ..errors import UserError
 from ..config import SCALE, Config
+from ..imaging import check_images
 from ..models import Generator
 
 # The networks checkpoints name ('network' in a payload), by name; each method's file adds its own.
@@ -148,6 +149,7 @@ class Method:
         determines computed once (`prepared`, or given)."""
         if count < 1:
             raise ValueError(f"draws needs a count of at least 1, got {count}")
+        check_images(lr, "LR image")  # the values once here; the networks check shapes only
         extra = () if self.prepare is None else (self.prepared(model, lr) if prepared is None else prepared,)
         return torch.stack([self.run(model, lr, temperature, generator, *extra).clamp(0, 1) for _ in range(count)])
 

@@ -211,7 +211,7 @@ class ConditionalFlow(nn.Module):
 
     def forward(self, hr: torch.Tensor, lr: torch.Tensor, depth: int | None = None):
         """Map HR to z; `depth` applies only the first that many steps (for per-layer checks)."""
-        check_pair(hr, lr)
+        check_pair(hr, lr, values=False)
         check_matches(hr, self, "HR image")
         base, features = self.base(lr, with_features=True)
         x, level = squeeze(hr - base), HALF
@@ -239,7 +239,7 @@ class ConditionalFlow(nn.Module):
     def inverse(self, z: torch.Tensor, lr: torch.Tensor, depth: int | None = None, condition=None):
         """Map z back to HR, undoing the first `depth` steps (all by default); `condition`: this LR
         image's `condition(lr)`, computed once for many z."""
-        check_pair(z, lr, hr_name="latent z", unit_range=False)
+        check_pair(z, lr, hr_name="latent z", unit_range=False, values=False)
         check_matches(z, self, "latent z")
         base, features = self.base(lr, with_features=True) if condition is None else condition
         steps = self.steps[:depth]

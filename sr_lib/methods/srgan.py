@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from .. import distributed
 from ..config import SCALE, Config
-from ..imaging import check_images, degrade
+from ..imaging import check_images, downsample
 from ..metrics import grid_pattern
 from ..models import check_matches
 from ..optim import guarded_step
@@ -55,7 +55,7 @@ class Discriminator(nn.Module):
                                   nn.LeakyReLU(0.2), sn(nn.Linear(2 * c_in, 1)))
 
     def forward(self, hr: torch.Tensor) -> torch.Tensor:
-        check_images(hr, "HR image", unit_range=False)  # it judges generated images, which overshoot
+        check_images(hr, "HR image", unit_range=False, values=False)  # it judges generated images, which overshoot
         check_matches(hr, self, "HR image")
         return self.head(self.features(hr)).squeeze(1)
 
@@ -122,7 +122,7 @@ def srgan_content(base, grid_weight: float | None = None, consistency_weight: fl
 
     def content(fake, hr, lr):
         return (base(fake, hr) + grid_weight * grid_loss(fake, hr)
-                + consistency_weight * F.l1_loss(degrade(fake), lr))
+                + consistency_weight * F.l1_loss(downsample(fake), lr))
     return content
 
 
