@@ -44,8 +44,8 @@ def cmd_check_flow(args) -> None:
     if args.checkpoint:  # a trained flow, checked as it is
         from .checkpoint import load_model
         flow, payload = load_model(args.checkpoint, None)
-        if payload["network"] != "flow":
-            raise UserError(f"{args.checkpoint} holds a {payload['network']}, not a flow")
+        if not hasattr(flow, "inverse"):
+            raise UserError(f"{args.checkpoint} holds a {payload['network']}, not an invertible network")
     cfg, dtype = (flow.config if flow else get_config(args.config)), getattr(torch, args.dtype)
     memory.require(memory.flow_pass_bytes(cfg, args.size, BATCH, dtype), f"check-flow --size {args.size} ({args.dtype})",
                    "give a smaller --size" + (" or --dtype float32" if args.dtype == "float64" else ""))
