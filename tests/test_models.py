@@ -6,7 +6,7 @@ import torch
 from sr_lib.imaging import degrade
 from sr_lib.invertibility import randomize_couplings
 from sr_lib.methods import METHODS
-from sr_lib.methods.flow import AffineCoupling, AffineInjector, ConditionalFlow, InvertibleConv1x1
+from sr_lib.methods.flow import HALF, AffineCoupling, AffineInjector, ConditionalFlow, FlowStep, InvertibleConv1x1
 from sr_lib.methods.srgan import Discriminator
 from sr_lib.models import Generator, icnr_, upsampling_stage
 
@@ -85,45 +85,57 @@ def test_flow_roundtrip_on_3x64x64(tiny, dtype, tol):
     assert (z - hr).abs().max() > 1e-3  # the map is not trivially the identity
 
 
-def _autograd_logdet(fn, x):
-    jac = torch.autograd.functional.jacobian(fn, x)
-    return torch.linalg.slogdet(jac.reshape(x.numel(), x.numel()))[1]
+def _invertible(name: str, cfg):
+    """(layer, forward, inverse, x) for one invertible layer of the flow, in float64, its zero-initialised
+    outputs drawn at random so that no map is the identity; forward(x) and inverse(y) give (out, log-det)."""
+    gen = torch.Generator().manual_seed(0)
+    cond = torch.randn(1, cfg.gen_channels, 2, 3, dtype=torch.float64, generator=gen)
+    x = torch.randn(1, 12, 2, 3, dtype=torch.float64, generator=gen)
+    if name == "mixer":
+        layer = InvertibleConv1x1(12)
+        with torch.no_grad():  # it starts orthogonal, log|det| = 0
+            layer.weight.add_(0.3 * torch.randn(12, 12, generator=gen))
+    elif name == "injector":
+        layer = AffineInjector(12, cfg.gen_channels, 2.0)
+    elif name == "coupling":
+        layer = AffineCoupling(12, cfg.gen_channels, cfg.flow_hidden, 2.0)
+    elif name == "step":
+        layer = FlowStep(HALF, cfg)
+    else:  # the whole conditional flow, HR image in, its LR image as the condition
+        layer = randomize_couplings(ConditionalFlow(cfg), weight_std=0.1)
+        x = torch.rand(1, 3, 8, 8, dtype=torch.float64, generator=gen)
+        cond = degrade(x)
+    for p in layer.parameters():
+        if not p.any():
+            torch.nn.init.normal_(p, std=0.3, generator=gen)
+    layer = layer.double().eval()
+    if name == "mixer":
+        return layer, layer, layer.inverse, x
+    return layer, (lambda v: layer(v, cond)), (lambda v: layer.inverse(v, cond)), x
 
 
-def test_coupling_logdet_matches_autograd(tiny):
-    coupling = AffineCoupling(12, tiny.gen_channels, tiny.flow_hidden, 2.0).double().eval()
-    torch.nn.init.normal_(coupling.out.weight, std=0.3)
-    x, cond = torch.randn(1, 12, 3, 3, dtype=torch.float64), torch.randn(1, tiny.gen_channels, 3, 3, dtype=torch.float64)
-    s, _ = coupling.scale_and_shift(x.chunk(2, 1)[0], cond)
-    assert s.abs().max() > 0.05
-    expected = _autograd_logdet(lambda v: coupling(v, cond)[0], x)
-    assert coupling(x, cond)[1].item() == pytest.approx(expected.item(), abs=1e-10)
+INVERTIBLE = ["mixer", "injector", "coupling", "step", "flow"]
 
 
-def test_injector_logdet_and_inverse_match(tiny):
-    injector = AffineInjector(12, tiny.gen_channels, 2.0).double()
-    torch.nn.init.normal_(injector.out.weight, std=0.3)
-    x, cond = torch.randn(1, 12, 2, 3, dtype=torch.float64), torch.randn(1, tiny.gen_channels, 2, 3, dtype=torch.float64)
-    expected = _autograd_logdet(lambda v: injector(v, cond)[0], x)
-    y, logdet = injector(x, cond)
-    assert logdet.item() == pytest.approx(expected.item(), abs=1e-10) and abs(logdet.item()) > 0.1
-    back, inverse_logdet = injector.inverse(y, cond)
-    assert torch.allclose(back, x, atol=1e-12) and inverse_logdet.item() == pytest.approx(-logdet.item())
-
-
-def test_invertible_1x1_logdet_matches_autograd():
-    mixer = InvertibleConv1x1(12).double()
-    x = torch.randn(1, 12, 2, 3, dtype=torch.float64)
-    expected = _autograd_logdet(lambda v: mixer(v)[0], x)
-    assert mixer(x)[1].item() == pytest.approx(expected.item(), abs=1e-10)
-
-
-def test_whole_flow_logdet_matches_autograd(tiny):
-    flow = randomize_couplings(ConditionalFlow(tiny), weight_std=0.1).double().eval()
-    hr = torch.rand(1, 3, 8, 8, dtype=torch.float64)
-    lr = degrade(hr)
-    expected = _autograd_logdet(lambda v: flow(v, lr)[0], hr)
-    assert flow(hr, lr)[1].item() == pytest.approx(expected.item(), abs=1e-9)
+@pytest.mark.parametrize("name", INVERTIBLE)
+def test_every_invertible_layer_inverts_and_its_logdet_is_autograds(tiny, name, tmp_path):
+    """As zuko and FrEIA test their transforms: the inverse undoes the forward, the log-determinant equals
+    log|det| of autograd's Jacobian, the inverse's is its negative, and saved weights load to the same map."""
+    layer, forward, inverse, x = _invertible(name, tiny)
+    with torch.no_grad():
+        y, logdet = forward(x)
+        back, inverse_logdet = inverse(y)
+    assert (y - x).abs().max() > 1e-3  # not the identity
+    assert (back - x).abs().max() < 1e-10
+    jacobian = torch.autograd.functional.jacobian(lambda v: forward(v)[0], x)
+    expected = torch.linalg.slogdet(jacobian.reshape(x.numel(), x.numel()))[1]
+    assert logdet.item() == pytest.approx(expected.item(), abs=1e-9) and abs(logdet.item()) > 0.01
+    assert inverse_logdet.item() == pytest.approx(-logdet.item(), abs=1e-9)
+    torch.save(layer.state_dict(), tmp_path / "layer.pt")
+    loaded, forward_loaded, _, _ = _invertible(name, tiny)
+    loaded.load_state_dict(torch.load(tmp_path / "layer.pt", weights_only=True))
+    with torch.no_grad():
+        assert torch.equal(forward_loaded(x)[0], y)
 
 
 def _assert_all_parameters_get_gradients(model, loss):
