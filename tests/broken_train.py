@@ -3,8 +3,7 @@ says how: `stop`, every rank stops cleanly right after the checkpoint at step 2,
 been switched off there; `fail`, rank 1 raises an error in its third update, as a lost GPU would."""
 import sys
 
-from sr_lib import distributed, train
-from sr_lib.methods import sr
+from sr_lib import distributed, optim, train
 from sr_lib.cli import main
 
 mode, argv = sys.argv[1], sys.argv[2:]
@@ -17,7 +16,7 @@ if mode == "stop":
             raise SystemExit(0)
     train._Run.save = save_then_stop
 elif mode == "fail":
-    step = sr.guarded_step  # where SR's update calls it (the failing run trains sr)
+    step = optim.guarded_step  # every trainer's update calls it there
     calls = 0
 
     def failing_step(*args, **kwargs):
@@ -26,5 +25,5 @@ elif mode == "fail":
         if distributed.rank() == 1 and calls == 3:
             raise RuntimeError("simulated failure of rank 1")
         return step(*args, **kwargs)
-    sr.guarded_step = failing_step
+    optim.guarded_step = failing_step
 sys.exit(main(argv))

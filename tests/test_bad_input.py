@@ -188,10 +188,10 @@ def test_a_checkpoint_with_a_non_finite_weight_is_refused_everywhere(tiny_checkp
 
 
 def test_a_resume_whose_last_steps_are_skipped_still_writes_what_it_says(tiny, tmp_path, monkeypatch):
-    from sr_lib.methods import sr
+    from sr_lib import optim
     from sr_lib.train import TrainSettings, train
     train(TrainSettings("sr", tiny, tmp_path, 2, show_progress=False))
-    monkeypatch.setattr(sr, "guarded_step", lambda *a, **k: None)  # every update non-finite
+    monkeypatch.setattr(optim, "guarded_step", lambda *a, **k: None)  # every update non-finite
     train(TrainSettings("sr", tiny, tmp_path, 4, resume=True, show_progress=False))
     assert load_checkpoint(tmp_path / "sr.pt", "sr")["step"] == 4  # the batches used up, the weights of step 2
 

@@ -16,7 +16,6 @@ from sr_lib.config import SCALE
 from sr_lib.data import bundled_heldout
 from sr_lib.imaging import upsample
 from sr_lib.methods import METHODS, NETWORKS, Method, Settings, Trainer, load_methods, register
-from sr_lib.optim import guarded_step
 from sr_lib.report import report
 from sr_lib.widgets import CropComparator
 
@@ -58,8 +57,7 @@ class SharpenerTrainer(Trainer):
     def update(self, parallel, optimizers, hr, lr, autocast):
         with autocast():
             loss = F.l1_loss(parallel["model"](lr).float(), hr)
-        grad_norm = guarded_step(optimizers["model"], loss, self.trained["model"].parameters(), self.settings.clip)
-        return None if grad_norm is None else {"l1": loss.item(), "grad_norm": grad_norm}
+        return self.guarded(optimizers["model"], loss, {"l1": loss})
 
 
 def sharpen(model, lr, temperature, generator):

@@ -1,4 +1,3 @@
-import importlib
 import json
 import math
 
@@ -6,6 +5,7 @@ import pytest
 import torch
 
 import sr_lib.train as train_module
+from sr_lib import optim
 from sr_lib.methods import sr, srgan
 from sr_lib.errors import Interrupted
 from sr_lib.checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -41,8 +41,7 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch, m
     straight = load_checkpoint(train(settings(with_sr(tmp_path / "a"), method, 4)), method)
     with_sr(tmp_path / "b")
     calls = {"n": 0}
-    module = importlib.import_module(f"sr_lib.methods.{method}")  # where the method's update calls it
-    real_step = module.guarded_step
+    real_step = optim.guarded_step
 
     def interrupted_on_third_update(*args, **kwargs):
         calls["n"] += 1
@@ -50,11 +49,11 @@ def test_resume_after_an_interruption_continues_exactly(tmp_path, monkeypatch, m
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(module, "guarded_step", interrupted_on_third_update)
+    monkeypatch.setattr(optim, "guarded_step", interrupted_on_third_update)
     with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
         train(settings(tmp_path / "b", method, 4))
     assert load_checkpoint(tmp_path / "b" / f"{method}.pt", method)["step"] == 2  # the last periodic save
-    monkeypatch.setattr(module, "guarded_step", real_step)
+    monkeypatch.setattr(optim, "guarded_step", real_step)
     resumed = load_checkpoint(train(settings(tmp_path / "b", method, 4, resume=True)), method)
     assert resumed["step"] == 4 and resumed["history"] == straight["history"]
     for part in ("model", "generator", "discriminator") if method == "srgan" else ("model",):
@@ -223,7 +222,7 @@ def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_pat
     straight = load_checkpoint(train(settings(tmp_path / "a", "sr", 4, data=str(folder), workers=2)), "sr")
     # held in memory (--workers 0), the folder gives the same batches
     assert load_checkpoint(train(settings(tmp_path / "d", "sr", 4, data=str(folder))), "sr")["history"] == straight["history"]
-    real_step = sr.guarded_step
+    real_step = optim.guarded_step
     for first, then in ((2, 1), (0, 2), (2, 0)):  # interrupted with one worker count, resumed with another
         calls = {"n": 0}
 
@@ -232,11 +231,11 @@ def test_a_folder_decoded_by_worker_processes_trains_and_resumes_exactly(tmp_pat
             if calls["n"] == 3:
                 raise KeyboardInterrupt
             return real_step(*args, **kwargs)
-        monkeypatch.setattr(sr, "guarded_step", interrupted_on_third_update)
+        monkeypatch.setattr(optim, "guarded_step", interrupted_on_third_update)
         folder_out = tmp_path / f"from{first}to{then}"
         with pytest.raises(Interrupted, match="interrupted at step 2; .* holds step 2"):
             train(settings(folder_out, "sr", 4, data=str(folder), workers=first))
-        monkeypatch.setattr(sr, "guarded_step", real_step)
+        monkeypatch.setattr(optim, "guarded_step", real_step)
         resumed = load_checkpoint(train(settings(folder_out, "sr", 4, data=str(folder), workers=then, resume=True)), "sr")
         assert resumed["history"] == straight["history"], (first, then)  # the same batches, continued
         assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())

@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from ..errors import UserError
+from .. import optim
 from ..config import SCALE, Config
 from ..imaging import check_images
 from ..models import Generator
@@ -98,6 +99,12 @@ class Trainer:
 
     def update(self, parallel: dict, optimizers: dict, hr: torch.Tensor, lr: torch.Tensor, autocast) -> dict | None:
         raise NotImplementedError
+
+    def guarded(self, optimizer, loss: torch.Tensor, logged: dict, name: str = "model") -> dict | None:
+        """The update of trained[name] from `loss`, skipped if it is not finite (`optim.guarded_step`):
+        the `logged` numbers with the gradient norm, or None when skipped."""
+        grad_norm = optim.guarded_step(optimizer, loss, self.trained[name].parameters(), self.settings.clip)
+        return None if grad_norm is None else {key: float(value) for key, value in logged.items()} | {"grad_norm": grad_norm}
 
 
 @dataclass(frozen=True)

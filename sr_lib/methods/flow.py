@@ -44,7 +44,6 @@ from .. import reach
 from ..config import Config
 from ..imaging import SCALE, check_images, check_pair
 from ..models import Generator, check_matches, check_temperature, conv, trunk_span
-from ..optim import guarded_step
 from .base import Method, Settings, Trainer, latent, register
 
 
@@ -364,8 +363,7 @@ class LikelihoodTrainer(Trainer):
 
     def update(self, parallel, optimizers, hr, lr, autocast):
         loss = parallel["model"](hr, lr)
-        grad_norm = guarded_step(optimizers["model"], loss, self.trained["model"].parameters(), self.settings.clip)
-        return None if grad_norm is None else {"bpd": loss.item(), "grad_norm": grad_norm}
+        return self.guarded(optimizers["model"], loss, {"bpd": loss})
 
 
 def run(model, lr: torch.Tensor, temperature: float, generator, prepared=None) -> torch.Tensor:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
-from ..optim import guarded_step
 from .base import Method, Settings, Trainer, build, register
 
 
@@ -35,8 +34,7 @@ class PixelTrainer(Trainer):
     def update(self, parallel, optimizers, hr, lr, autocast):
         with autocast():
             loss = F.l1_loss(parallel["model"](lr).float(), hr)
-        grad_norm = guarded_step(optimizers["model"], loss, self.trained["model"].parameters(), self.settings.clip)
-        return None if grad_norm is None else {"l1": loss.item(), "grad_norm": grad_norm}
+        return self.guarded(optimizers["model"], loss, {"l1": loss})
 
 
 METHOD = register(Method("sr", "SR (no GAN)", run, network="generator", trainer=PixelTrainer,

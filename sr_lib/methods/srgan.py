@@ -24,7 +24,7 @@ from ..config import SCALE, Config
 from ..imaging import check_images, downsample
 from ..metrics import grid_pattern
 from ..models import check_matches
-from ..optim import guarded_step
+from .. import optim
 from ..weights import MissingWeights, weight_path
 from .base import Method, Settings, Trainer, register
 from .sr import PixelTrainer, run
@@ -144,14 +144,14 @@ def adversarial_step(gen, disc, opt_g, opt_d, hr, lr, content, adv_weight: float
         fake_logit = judge(fake_w).float()
         g_content = content(fake, hr, lr)
         adversarial = relativistic_loss(fake_logit, real_logit)
-    g_norm = guarded_step(opt_g, g_content + adv_weight * adversarial, gen.parameters(), clip)
+    g_norm = optim.guarded_step(opt_g, g_content + adv_weight * adversarial, gen.parameters(), clip)
     judge.requires_grad_(True)
     if g_norm is None:
         return None
     with autocast():
         real_logit, fake_logit = disc(torch.cat([real_w, fake_w.detach()])).float().split(len(hr))
         d_loss = relativistic_loss(real_logit, fake_logit)
-    if guarded_step(opt_d, d_loss, disc.parameters(), clip) is None:
+    if optim.guarded_step(opt_d, d_loss, disc.parameters(), clip) is None:
         return None
     with torch.no_grad():  # D's relativistic verdicts: P(real crop more real than the average fake) and v.v.
         d_real = torch.sigmoid(real_logit - fake_logit.mean()).mean().item()
