@@ -71,9 +71,12 @@ def test_report_offline_says_which_metrics_are_unavailable(tiny_checkpoints, sma
     assert "**LPIPS unavailable:**" in table and "alexnet-owt-7be5be79.pth" in table and "| n/a |" in table
 
 
-def test_registering_a_name_twice_is_refused():
+def test_registering_a_name_twice_or_a_sampler_without_decode_is_refused():
     with pytest.raises(ValueError, match="exists already"):
         register(Method("sr", "again", METHODS["sr"].run))
+    with pytest.raises(ValueError, match="needs decode"):
+        register(Method("sampler", "sampler", METHODS["flow"].run, stochastic=True))
+    assert "sampler" not in METHODS
 
 
 @pytest.fixture(scope="module")

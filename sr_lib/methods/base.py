@@ -25,9 +25,9 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..errors import UserError
 from .. import optim
 from ..config import SCALE, Config
+from ..errors import UserError
 from ..imaging import check_images
 from ..models import Generator
 
@@ -185,6 +185,8 @@ def register(method: Method, networks: dict[str, type] | None = None) -> Method:
     """Add a method to the table (its name must be new), and the network classes it brings; returns it."""
     if method.name in METHODS:
         raise ValueError(f"a method named {method.name!r} exists already")
+    if method.stochastic and method.decode is None:
+        raise ValueError(f"{method.name} is stochastic: it needs decode(model, lr, noise, prepared) (upscale tiles with it)")
     NETWORKS.update(networks or {})
     METHODS[method.name] = method
     return method
