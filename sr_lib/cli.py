@@ -222,8 +222,7 @@ def _add_method_settings(parser, methods: list[str]) -> list[str]:
         for f in fields(METHODS[name].trainer.Settings):
             owners.setdefault(f.name, []).append((name, f.default))
     for key, defaults in owners.items():
-        flags = ["--" + key.replace("_", "-")] + (["--lr"] if key == "learning_rate" else [])
-        parser.add_argument(*flags, dest=key, type=str if isinstance(defaults[0][1], str) else float, default=None,
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=str if isinstance(defaults[0][1], str) else float, default=None,
                             help=f"default: {', '.join(f'{m} {d}' for m, d in defaults)} (methods/<name>.py says why)")
     return list(owners)
 

@@ -230,7 +230,7 @@ class _Run:
                     print(f"step {self.step}: non-finite loss or gradient, update skipped ({bad_in_a_row} in a row)")
                 if bad_in_a_row >= MAX_BAD_STEPS:
                     raise RuntimeError(f"{MAX_BAD_STEPS} non-finite losses in a row: training stopped; {self.path} "
-                                       "holds the last checkpoint saved before. Lower --lr.")
+                                       "holds the last checkpoint saved before. Lower --learning-rate.")
                 continue
             bad_in_a_row = 0
             losses = distributed.average(losses)  # the global batch's, on every rank

@@ -91,7 +91,7 @@ def _cli_error(capsys, argv) -> str:
     (["bench", "--batch", "0"], "--batch must be >= 1"),
     (["--threads", "0", "complexity"], "--threads must be >= 1"),
     (["train", "sr", "--steps", "0", "--out", "{tmp}/a"], "steps and save_every must be >= 1"),
-    (["train", "sr", "--steps", "3", "--lr", "1e12", "--out", "{tmp}/a"], "learning rate must be in (0, 1)"),
+    (["train", "sr", "--steps", "3", "--learning-rate", "1e12", "--out", "{tmp}/a"], "learning rate must be in (0, 1)"),
     (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--device", "foo"], "unknown device 'foo'"),
     (["evaluate", "--checkpoints", "{tmp}/nowhere"], "does not exist"),
     (["train", "sr", "--steps", "1", "--out", "{tmp}/a", "--grid-weight", "1"], "--grid-weight is not a setting of sr (its settings: --clip, --learning-rate)"),
