@@ -326,8 +326,8 @@ def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
 
 class RandomCrops:
     """An endless, seeded stream of (HR, LR) batches of random crops, each in one of its 8 orientations,
-    from images held in memory. Batch `step` is a function of (seed, step) alone (`step_generator`), as
-    in `FolderStream`: its state is the next step, and either stream continues the other's.
+    from images held in memory. Batch `step` is a function of (seed, rank, step) alone (`step_generator`),
+    as in `FolderStream`: its state is the next step, and either stream continues the other's.
 
     Flips and 90-degree rotations (the dihedral group) multiply the photographs' texture by eight
     without inventing pixels: faces and hair have no preferred orientation at the crop's scale.
